@@ -1,0 +1,273 @@
+//! Telemetry data as it travels through the agent: the OTLP export requests in their decoded
+//! protobuf form, wrapped per signal.
+
+pub mod json;
+
+use std::fmt;
+
+pub use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
+pub use opentelemetry_proto::tonic::collector::metrics::v1::{
+    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
+};
+pub use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
+pub use opentelemetry_proto::tonic::common::v1 as common;
+pub use opentelemetry_proto::tonic::logs::v1 as logs;
+pub use opentelemetry_proto::tonic::metrics::v1 as metrics;
+pub use opentelemetry_proto::tonic::resource::v1 as resource;
+pub use opentelemetry_proto::tonic::trace::v1 as trace;
+
+use opentelemetry_proto::tonic::metrics::v1::metric::Data as MetricData;
+
+/// The three telemetry signals.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Signal {
+    Traces,
+    Metrics,
+    Logs,
+}
+
+impl Signal {
+    pub const ALL: [Signal; 3] = [Signal::Traces, Signal::Metrics, Signal::Logs];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Signal::Traces => "traces",
+            Signal::Metrics => "metrics",
+            Signal::Logs => "logs",
+        }
+    }
+
+    /// The item word upstream uses in metric names: spans, metric_points, log_records.
+    pub fn item_name(self) -> &'static str {
+        match self {
+            Signal::Traces => "spans",
+            Signal::Metrics => "metric_points",
+            Signal::Logs => "log_records",
+        }
+    }
+}
+
+impl fmt::Display for Signal {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+/// Spans, grouped by resource and scope.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Traces(pub ExportTraceServiceRequest);
+
+/// Metrics, grouped by resource and scope.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Metrics(pub ExportMetricsServiceRequest);
+
+/// Log records, grouped by resource and scope.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Logs(pub ExportLogsServiceRequest);
+
+impl Traces {
+    pub fn span_count(&self) -> usize {
+        self.0
+            .resource_spans
+            .iter()
+            .flat_map(|rs| &rs.scope_spans)
+            .map(|ss| ss.spans.len())
+            .sum()
+    }
+
+    pub fn merge(&mut self, other: Traces) {
+        self.0.resource_spans.extend(other.0.resource_spans);
+    }
+}
+
+/// Number of data points in one metric, as upstream counts them.
+pub fn metric_point_count(metric: &metrics::Metric) -> usize {
+    match &metric.data {
+        Some(MetricData::Gauge(g)) => g.data_points.len(),
+        Some(MetricData::Sum(s)) => s.data_points.len(),
+        Some(MetricData::Histogram(h)) => h.data_points.len(),
+        Some(MetricData::ExponentialHistogram(h)) => h.data_points.len(),
+        Some(MetricData::Summary(s)) => s.data_points.len(),
+        None => 0,
+    }
+}
+
+impl Metrics {
+    pub fn data_point_count(&self) -> usize {
+        self.0
+            .resource_metrics
+            .iter()
+            .flat_map(|rm| &rm.scope_metrics)
+            .flat_map(|sm| &sm.metrics)
+            .map(metric_point_count)
+            .sum()
+    }
+
+    pub fn metric_count(&self) -> usize {
+        self.0
+            .resource_metrics
+            .iter()
+            .flat_map(|rm| &rm.scope_metrics)
+            .map(|sm| sm.metrics.len())
+            .sum()
+    }
+
+    pub fn merge(&mut self, other: Metrics) {
+        self.0.resource_metrics.extend(other.0.resource_metrics);
+    }
+}
+
+impl Logs {
+    pub fn log_record_count(&self) -> usize {
+        self.0
+            .resource_logs
+            .iter()
+            .flat_map(|rl| &rl.scope_logs)
+            .map(|sl| sl.log_records.len())
+            .sum()
+    }
+
+    pub fn merge(&mut self, other: Logs) {
+        self.0.resource_logs.extend(other.0.resource_logs);
+    }
+}
+
+/// One batch of telemetry of any signal.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Payload {
+    Traces(Traces),
+    Metrics(Metrics),
+    Logs(Logs),
+}
+
+impl Payload {
+    pub fn signal(&self) -> Signal {
+        match self {
+            Payload::Traces(_) => Signal::Traces,
+            Payload::Metrics(_) => Signal::Metrics,
+            Payload::Logs(_) => Signal::Logs,
+        }
+    }
+
+    /// Spans, metric data points or log records: the unit upstream's counters use.
+    pub fn item_count(&self) -> usize {
+        match self {
+            Payload::Traces(t) => t.span_count(),
+            Payload::Metrics(m) => m.data_point_count(),
+            Payload::Logs(l) => l.log_record_count(),
+        }
+    }
+
+    pub fn is_empty(&self) -> bool {
+        match self {
+            Payload::Traces(t) => t.0.resource_spans.is_empty(),
+            Payload::Metrics(m) => m.0.resource_metrics.is_empty(),
+            Payload::Logs(l) => l.0.resource_logs.is_empty(),
+        }
+    }
+
+    /// Encoded protobuf size in bytes.
+    pub fn encoded_len(&self) -> usize {
+        use prost::Message;
+        match self {
+            Payload::Traces(t) => t.0.encoded_len(),
+            Payload::Metrics(m) => m.0.encoded_len(),
+            Payload::Logs(l) => l.0.encoded_len(),
+        }
+    }
+
+    /// Appends `other` (of the same signal); returns it back if the signals differ.
+    pub fn merge(&mut self, other: Payload) -> Result<(), Payload> {
+        match (self, other) {
+            (Payload::Traces(a), Payload::Traces(b)) => a.merge(b),
+            (Payload::Metrics(a), Payload::Metrics(b)) => a.merge(b),
+            (Payload::Logs(a), Payload::Logs(b)) => a.merge(b),
+            (_, other) => return Err(other),
+        }
+        Ok(())
+    }
+
+    /// The OTLP/JSON encoding of the request, one line.
+    pub fn to_json(&self) -> Vec<u8> {
+        match self {
+            Payload::Traces(t) => json::encode_traces(&t.0),
+            Payload::Metrics(m) => json::encode_metrics(&m.0),
+            Payload::Logs(l) => json::encode_logs(&l.0),
+        }
+    }
+
+    /// The protobuf encoding of the request.
+    pub fn to_protobuf(&self) -> Vec<u8> {
+        use prost::Message;
+        match self {
+            Payload::Traces(t) => t.0.encode_to_vec(),
+            Payload::Metrics(m) => m.0.encode_to_vec(),
+            Payload::Logs(l) => l.0.encode_to_vec(),
+        }
+    }
+}
+
+impl From<ExportTraceServiceRequest> for Payload {
+    fn from(r: ExportTraceServiceRequest) -> Self {
+        Payload::Traces(Traces(r))
+    }
+}
+
+impl From<ExportMetricsServiceRequest> for Payload {
+    fn from(r: ExportMetricsServiceRequest) -> Self {
+        Payload::Metrics(Metrics(r))
+    }
+}
+
+impl From<ExportLogsServiceRequest> for Payload {
+    fn from(r: ExportLogsServiceRequest) -> Self {
+        Payload::Logs(Logs(r))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn traces(spans_per_scope: &[usize]) -> Traces {
+        let scope_spans = spans_per_scope
+            .iter()
+            .map(|n| trace::ScopeSpans {
+                spans: vec![trace::Span::default(); *n],
+                ..Default::default()
+            })
+            .collect();
+        Traces(ExportTraceServiceRequest {
+            resource_spans: vec![trace::ResourceSpans {
+                scope_spans,
+                ..Default::default()
+            }],
+        })
+    }
+
+    #[test]
+    fn counts_and_merges() {
+        let mut p = Payload::Traces(traces(&[2, 3]));
+        assert_eq!(p.item_count(), 5);
+        assert!(p.merge(Payload::Traces(traces(&[4]))).is_ok());
+        assert_eq!(p.item_count(), 9);
+        assert!(p.merge(Payload::Logs(Logs::default())).is_err());
+    }
+
+    #[test]
+    fn metric_points_count_every_kind() {
+        let m = metrics::Metric {
+            data: Some(MetricData::Sum(metrics::Sum {
+                data_points: vec![metrics::NumberDataPoint::default(); 3],
+                ..Default::default()
+            })),
+            ..Default::default()
+        };
+        assert_eq!(metric_point_count(&m), 3);
+        assert_eq!(metric_point_count(&metrics::Metric::default()), 0);
+    }
+}

@@ -1,0 +1,12 @@
+//! Receivers: where telemetry enters the agent.
+
+pub mod otlp;
+
+use std::sync::Arc;
+
+use ferrotel_pipeline::factory::Registry;
+
+/// Registers every receiver type this crate provides.
+pub fn register(registry: &mut Registry) {
+    registry.add_receiver(Arc::new(otlp::OtlpReceiverFactory));
+}

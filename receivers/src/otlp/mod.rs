@@ -1,0 +1,185 @@
+//! The `otlp` receiver: OTLP over gRPC and over HTTP (protobuf and JSON), for traces,
+//! metrics and logs.
+
+pub mod config;
+mod grpc;
+mod http;
+
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use tokio::task::JoinHandle;
+use tokio_util::sync::CancellationToken;
+use tracing::{info, warn};
+
+use ferrotel_pipeline::component::{
+    config_as, Accepted, ClientInfo, Component, ComponentConfig, ComponentError, ConsumeError,
+    CreateSettings, Envelope, Host, SignalConsumers,
+};
+use ferrotel_pipeline::config::decode::DecodeError;
+use ferrotel_pipeline::config::value::Value;
+use ferrotel_pipeline::factory::{decode_config, Factory, ReceiverFactory, Stability};
+use ferrotel_pipeline::pdata::{Payload, Signal};
+use ferrotel_pipeline::telemetry::ReceiverMetrics;
+
+use config::OtlpReceiverConfig;
+
+pub struct OtlpReceiverFactory;
+
+impl Factory for OtlpReceiverFactory {
+    fn type_name(&self) -> &'static str {
+        "otlp"
+    }
+
+    fn decode(&self, value: &Value) -> Result<Box<dyn ComponentConfig>, DecodeError> {
+        decode_config::<OtlpReceiverConfig>(value)
+    }
+}
+
+impl ReceiverFactory for OtlpReceiverFactory {
+    fn stability(&self, _signal: Signal) -> Option<Stability> {
+        Some(Stability::Stable)
+    }
+
+    fn create(
+        &self,
+        settings: CreateSettings,
+        config: &dyn ComponentConfig,
+        consumers: SignalConsumers,
+    ) -> Result<Arc<dyn Component>, ComponentError> {
+        let config = config_as::<OtlpReceiverConfig>(config)?.clone();
+        let id = settings.id.to_string();
+        Ok(Arc::new(OtlpReceiver {
+            grpc_intake: Intake {
+                consumers: consumers.clone(),
+                metrics: settings.telemetry.receiver(&id, "grpc"),
+            },
+            http_intake: Intake {
+                consumers,
+                metrics: settings.telemetry.receiver(&id, "http"),
+            },
+            id,
+            config,
+            shutdown: CancellationToken::new(),
+            tasks: Mutex::new(Vec::new()),
+        }))
+    }
+}
+
+/// Hands decoded requests to the pipelines and counts the outcome.
+#[derive(Clone)]
+pub(crate) struct Intake {
+    consumers: SignalConsumers,
+    metrics: ReceiverMetrics,
+}
+
+impl Intake {
+    pub(crate) fn accepts(&self, signal: Signal) -> bool {
+        self.consumers.get(signal).is_some()
+    }
+
+    pub(crate) async fn push(
+        &self,
+        payload: Payload,
+        client: Option<Arc<ClientInfo>>,
+    ) -> Result<Accepted, ConsumeError> {
+        let signal = payload.signal();
+        // An empty request succeeds without troubling the pipelines.
+        if payload.is_empty() {
+            return Ok(Accepted::default());
+        }
+        let Some(consumer) = self.consumers.get(signal) else {
+            return Err(ConsumeError::permanent(format!(
+                "{signal} are not accepted by this receiver"
+            )));
+        };
+        let items = payload.item_count();
+        let result = consumer
+            .consume(Envelope::new(payload).with_client(client))
+            .await;
+        match &result {
+            Ok(accepted) => {
+                let rejected = usize::try_from(accepted.rejected_items)
+                    .unwrap_or(items)
+                    .min(items);
+                self.metrics.accepted.add(signal, items - rejected);
+                self.metrics.refused.add(signal, rejected);
+            }
+            Err(_) => self.metrics.refused.add(signal, items),
+        }
+        result
+    }
+}
+
+struct OtlpReceiver {
+    id: String,
+    config: OtlpReceiverConfig,
+    grpc_intake: Intake,
+    http_intake: Intake,
+    shutdown: CancellationToken,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+#[async_trait]
+impl Component for OtlpReceiver {
+    async fn start(&self, _host: &Host) -> Result<(), ComponentError> {
+        let mut tasks = Vec::new();
+        if let Some(grpc) = &self.config.protocols.grpc {
+            let listener = ferrotel_pipeline::net::bind(&grpc.endpoint)
+                .await
+                .map_err(|e| ComponentError::new(format!("gRPC endpoint: {e}")))?;
+            let local = listener.local_addr().ok();
+            let task = grpc::serve(
+                grpc,
+                listener,
+                self.grpc_intake.clone(),
+                self.shutdown.clone(),
+            )
+            .map_err(ComponentError::new)?;
+            info!(receiver = %self.id, endpoint = ?local, "Starting GRPC server");
+            tasks.push(task);
+        }
+        if let Some(http) = &self.config.protocols.http {
+            let listener = match ferrotel_pipeline::net::bind(&http.endpoint).await {
+                Ok(l) => l,
+                Err(e) => {
+                    self.shutdown.cancel();
+                    return Err(ComponentError::new(format!("HTTP endpoint: {e}")));
+                }
+            };
+            let local = listener.local_addr().ok();
+            let task = http::serve(
+                http,
+                listener,
+                self.http_intake.clone(),
+                self.shutdown.clone(),
+            )
+            .map_err(ComponentError::new)?;
+            info!(receiver = %self.id, endpoint = ?local, "Starting HTTP server");
+            tasks.push(task);
+        }
+        if let Ok(mut slot) = self.tasks.lock() {
+            slot.extend(tasks);
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&self) -> Result<(), ComponentError> {
+        self.shutdown.cancel();
+        let tasks: Vec<JoinHandle<()>> = match self.tasks.lock() {
+            Ok(mut t) => t.drain(..).collect(),
+            Err(_) => Vec::new(),
+        };
+        for task in tasks {
+            // Servers finish in-flight requests; the service-wide deadline bounds the wait.
+            if tokio::time::timeout(Duration::from_secs(30), task)
+                .await
+                .is_err()
+            {
+                warn!(receiver = %self.id, "In-flight requests did not finish in time");
+            }
+        }
+        Ok(())
+    }
+}
