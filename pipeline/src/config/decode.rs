@@ -62,18 +62,22 @@ pub fn decode<T: DeserializeOwned>(value: &Value) -> Result<T, DecodeError> {
     })
 }
 
-/// serde's messages quote with backticks; the Collector's use double quotes and plain lists.
+/// serde's messages quote with backticks and vary their list wording; the Collector's use
+/// double quotes, and here every list of choices reads "expected one of a, b".
 fn tidy_message(message: &str) -> String {
-    if let Some(rest) = message.strip_prefix("unknown field `") {
-        if let Some((field, tail)) = rest.split_once('`') {
-            let tail = tail.replace('`', "");
-            let tail = tail.replace("there are no fields", "this section takes no fields");
-            return format!("unknown field \"{field}\"{tail}");
-        }
-    }
-    if let Some(rest) = message.strip_prefix("unknown variant `") {
-        if let Some((variant, tail)) = rest.split_once('`') {
-            return format!("invalid value \"{variant}\"{}", tail.replace('`', ""));
+    for (prefix, noun) in [
+        ("unknown field `", "unknown field"),
+        ("unknown variant `", "invalid value"),
+    ] {
+        if let Some(rest) = message.strip_prefix(prefix) {
+            if let Some((name, tail)) = rest.split_once('`') {
+                let choices: Vec<&str> = tail.split('`').skip(1).step_by(2).collect();
+                return if choices.is_empty() {
+                    format!("{noun} \"{name}\" (this section takes no keys)")
+                } else {
+                    format!("{noun} \"{name}\", expected one of {}", choices.join(", "))
+                };
+            }
         }
     }
     message.replace('`', "\"")
@@ -471,7 +475,7 @@ mod tests {
         let err = decode::<Root>(&yaml("protocols:\n  htttp: {}\n")).unwrap_err();
         assert_eq!(
             err.to_string(),
-            "protocols: unknown field \"htttp\", expected grpc or http"
+            "protocols: unknown field \"htttp\", expected one of grpc, http"
         );
     }
 

@@ -108,6 +108,9 @@ const TOP_LEVEL: [&str; 6] = [
 struct Errors<'a> {
     resolved: &'a Resolved,
     list: Vec<ConfigError>,
+    /// Components that are configured but could not be decoded: already reported, so
+    /// pipelines naming them add nothing.
+    broken: BTreeSet<(Section, ComponentId)>,
 }
 
 impl Errors<'_> {
@@ -125,6 +128,7 @@ pub fn load(resolved: &Resolved, registry: &Registry) -> Result<Config, Vec<Conf
     let mut errors = Errors {
         resolved,
         list: Vec::new(),
+        broken: BTreeSet::new(),
     };
     let mut config = Config::default();
     let empty = value::Map::new();
@@ -236,6 +240,7 @@ fn load_section(
                 )
             };
             errors.push(&path, message);
+            errors.broken.insert((section, id));
             continue;
         };
         if let Some(current) = deprecated_for {
@@ -265,6 +270,7 @@ fn load_section(
                     path: format!("{key}::{raw_id}"),
                     message,
                 });
+                errors.broken.insert((section, id));
             }
         }
     }
@@ -315,6 +321,12 @@ fn validate_pipelines(
                     return;
                 }
             };
+            if errors.broken.contains(&(role, id.clone()))
+                || (role != Section::Processors
+                    && errors.broken.contains(&(Section::Connectors, id.clone())))
+            {
+                return;
+            }
             let is_connector = role != Section::Processors && config.connectors.contains_key(&id);
             if !is_connector && !config.section(role).contains_key(&id) {
                 errors.push(
@@ -529,3 +541,6 @@ fn hosts_overlap(a: &str, b: &str) -> bool {
     let (a, b) = (norm(a), norm(b));
     a == "*" || b == "*" || a == b
 }
+
+#[cfg(test)]
+mod tests;

@@ -1,7 +1,7 @@
 //! Hiding secrets when the effective configuration is printed.
 //!
 //! Upstream marks secret fields by type; here secrets are recognised by key: values of keys
-//! that name a credential, and every value under a `headers` map (auth headers live there).
+//! that name a credential, and every value under a `headers` or `response_headers` map (auth headers live there).
 
 use super::value::{Map, Value};
 
@@ -37,7 +37,7 @@ fn redact_inner(value: &Value, secret: bool) -> Value {
         Value::Map(map) => {
             let mut out = Map::new();
             for (k, v) in map {
-                let is_headers = k.eq_ignore_ascii_case("headers");
+                let is_headers = k.to_ascii_lowercase().ends_with("headers");
                 let hide = secret || is_secret_key(k);
                 let child = if is_headers {
                     redact_headers(v)

@@ -387,3 +387,6 @@ impl Service {
         }
     }
 }
+
+#[cfg(test)]
+mod tests;
