@@ -448,6 +448,42 @@ pub fn process_rss_bytes() -> Option<u64> {
     Some(kib * 1024)
 }
 
+/// Serves `GET /metrics` (and `/`) in the Prometheus text format until `stop` fires.
+pub fn serve_metrics(
+    listener: tokio::net::TcpListener,
+    telemetry: Arc<Telemetry>,
+    stop: tokio_util::sync::CancellationToken,
+) -> tokio::task::JoinHandle<()> {
+    crate::net::serve_http(
+        listener,
+        None,
+        move |req, _peer| {
+            let telemetry = telemetry.clone();
+            async move {
+                match (req.method(), req.uri().path()) {
+                    (&http::Method::GET, "/metrics") | (&http::Method::GET, "/") => {
+                        crate::net::response(
+                            200,
+                            "text/plain; version=0.0.4; charset=utf-8",
+                            telemetry.render(),
+                        )
+                    }
+                    (_, "/metrics") | (_, "/") => crate::net::response(
+                        405,
+                        "text/plain; charset=utf-8",
+                        "405 method not allowed",
+                    ),
+                    _ => {
+                        crate::net::response(404, "text/plain; charset=utf-8", "404 page not found")
+                    }
+                }
+            }
+        },
+        stop,
+        std::time::Duration::from_secs(2),
+    )
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -499,40 +535,4 @@ mod tests {
         assert!(text.contains("otelcol_process_cpu_seconds_total"));
         assert!(text.contains("otelcol_process_memory_rss_bytes"));
     }
-}
-
-/// Serves `GET /metrics` (and `/`) in the Prometheus text format until `stop` fires.
-pub fn serve_metrics(
-    listener: tokio::net::TcpListener,
-    telemetry: Arc<Telemetry>,
-    stop: tokio_util::sync::CancellationToken,
-) -> tokio::task::JoinHandle<()> {
-    crate::net::serve_http(
-        listener,
-        None,
-        move |req, _peer| {
-            let telemetry = telemetry.clone();
-            async move {
-                match (req.method(), req.uri().path()) {
-                    (&http::Method::GET, "/metrics") | (&http::Method::GET, "/") => {
-                        crate::net::response(
-                            200,
-                            "text/plain; version=0.0.4; charset=utf-8",
-                            telemetry.render(),
-                        )
-                    }
-                    (_, "/metrics") | (_, "/") => crate::net::response(
-                        405,
-                        "text/plain; charset=utf-8",
-                        "405 method not allowed",
-                    ),
-                    _ => {
-                        crate::net::response(404, "text/plain; charset=utf-8", "404 page not found")
-                    }
-                }
-            }
-        },
-        stop,
-        std::time::Duration::from_secs(2),
-    )
 }

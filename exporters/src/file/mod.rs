@@ -281,7 +281,10 @@ struct FileExporter {
 impl FileExporter {
     fn encode(&self, envelope: &Envelope) -> Result<Vec<u8>, ConsumeError> {
         let message = match self.config.format {
-            Format::Json => envelope.payload.to_json(),
+            Format::Json => envelope
+                .payload
+                .to_json()
+                .map_err(|e| ConsumeError::permanent(format!("OTLP/JSON encoding: {e}")))?,
             Format::Proto => envelope.payload.to_protobuf(),
         };
         let message = if self.config.compression == "zstd" {

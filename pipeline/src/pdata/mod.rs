@@ -2,6 +2,7 @@
 //! protobuf form, wrapped per signal.
 
 pub mod json;
+mod split;
 
 use std::fmt;
 
@@ -192,11 +193,11 @@ impl Payload {
     }
 
     /// The OTLP/JSON encoding of the request, one line.
-    pub fn to_json(&self) -> Vec<u8> {
+    pub fn to_json(&self) -> Result<Vec<u8>, json::JsonError> {
         match self {
-            Payload::Traces(t) => json::encode_traces(&t.0),
-            Payload::Metrics(m) => json::encode_metrics(&m.0),
-            Payload::Logs(l) => json::encode_logs(&l.0),
+            Payload::Traces(t) => json::try_encode(&t.0, json::TRACES_REQUEST),
+            Payload::Metrics(m) => json::try_encode(&m.0, json::METRICS_REQUEST),
+            Payload::Logs(l) => json::try_encode(&l.0, json::LOGS_REQUEST),
         }
     }
 

@@ -147,6 +147,21 @@ macro_rules! configure {
     };
 }
 
+/// tonic refuses a message over `max_recv_msg_size_mib` with OUT_OF_RANGE, which OTLP clients
+/// retry; grpc-go, and so the Collector, answers RESOURCE_EXHAUSTED, which they do not retry.
+/// The handlers never answer OUT_OF_RANGE themselves, so every such status is that refusal.
+fn oversize_as_resource_exhausted<B>(mut response: http::Response<B>) -> http::Response<B> {
+    const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+    let headers = response.headers_mut();
+    if headers
+        .get(&GRPC_STATUS)
+        .is_some_and(|v| v.as_bytes() == b"11")
+    {
+        headers.insert(GRPC_STATUS, http::HeaderValue::from_static("8"));
+    }
+    response
+}
+
 /// Starts serving on `listener`; the task ends once `shutdown` fired and open calls finished.
 pub(crate) fn serve(
     config: &GrpcServerConfig,
@@ -189,7 +204,11 @@ pub(crate) fn serve(
     if intake.accepts(Signal::Logs) {
         routes.add_service(configure!(LogsServiceServer::new(handler.clone()), max));
     }
-    let router = builder.add_routes(routes.routes());
+    let router = builder
+        .layer(tower::util::MapResponseLayer::new(
+            oversize_as_resource_exhausted::<tonic::body::Body>,
+        ))
+        .add_routes(routes.routes());
     let stop = shutdown.clone();
     match &config.tls {
         None => {

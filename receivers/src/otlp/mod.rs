@@ -112,19 +112,8 @@ impl Intake {
     }
 }
 
-struct OtlpReceiver {
-    id: String,
-    config: OtlpReceiverConfig,
-    grpc_intake: Intake,
-    http_intake: Intake,
-    shutdown: CancellationToken,
-    tasks: Mutex<Vec<JoinHandle<()>>>,
-}
-
-#[async_trait]
-impl Component for OtlpReceiver {
-    async fn start(&self, _host: &Host) -> Result<(), ComponentError> {
-        let mut tasks = Vec::new();
+impl OtlpReceiver {
+    async fn start_servers(&self) -> Result<(), ComponentError> {
         if let Some(grpc) = &self.config.protocols.grpc {
             let listener = ferrotel_pipeline::net::bind(&grpc.endpoint)
                 .await
@@ -138,16 +127,12 @@ impl Component for OtlpReceiver {
             )
             .map_err(ComponentError::new)?;
             info!(receiver = %self.id, endpoint = ?local, "Starting GRPC server");
-            tasks.push(task);
+            self.keep(task);
         }
         if let Some(http) = &self.config.protocols.http {
-            let listener = match ferrotel_pipeline::net::bind(&http.endpoint).await {
-                Ok(l) => l,
-                Err(e) => {
-                    self.shutdown.cancel();
-                    return Err(ComponentError::new(format!("HTTP endpoint: {e}")));
-                }
-            };
+            let listener = ferrotel_pipeline::net::bind(&http.endpoint)
+                .await
+                .map_err(|e| ComponentError::new(format!("HTTP endpoint: {e}")))?;
             let local = listener.local_addr().ok();
             let task = http::serve(
                 http,
@@ -157,12 +142,36 @@ impl Component for OtlpReceiver {
             )
             .map_err(ComponentError::new)?;
             info!(receiver = %self.id, endpoint = ?local, "Starting HTTP server");
-            tasks.push(task);
-        }
-        if let Ok(mut slot) = self.tasks.lock() {
-            slot.extend(tasks);
+            self.keep(task);
         }
         Ok(())
+    }
+
+    fn keep(&self, task: JoinHandle<()>) {
+        if let Ok(mut slot) = self.tasks.lock() {
+            slot.push(task);
+        }
+    }
+}
+
+struct OtlpReceiver {
+    id: String,
+    config: OtlpReceiverConfig,
+    grpc_intake: Intake,
+    http_intake: Intake,
+    shutdown: CancellationToken,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+}
+
+#[async_trait]
+impl Component for OtlpReceiver {
+    async fn start(&self, _host: &Host) -> Result<(), ComponentError> {
+        let result = self.start_servers().await;
+        if result.is_err() {
+            // Whatever did start must not outlive a failed start.
+            self.shutdown.cancel();
+        }
+        result
     }
 
     async fn shutdown(&self) -> Result<(), ComponentError> {

@@ -1,0 +1,12 @@
+//! End-to-end tests: the real `ferrotel` binary with real clients and tools (the
+//! OpenTelemetry Python SDK, promtool). Run through ./scripts/test, which installs them.
+#![allow(clippy::unwrap_used, clippy::expect_used)]
+
+mod cli;
+mod config_example;
+mod harness;
+mod otlp_json;
+mod promtool;
+mod sdk;
+mod shutdown;
+mod traffic;
