@@ -10,6 +10,7 @@ pub mod net;
 pub mod pdata;
 pub mod rpc;
 pub mod telemetry;
+pub mod timefmt;
 pub mod tls;
 pub mod topology;
 
