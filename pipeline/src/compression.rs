@@ -80,6 +80,39 @@ pub fn decompress(encoding: &str, body: Bytes, limit: usize) -> Result<Bytes, De
     }
 }
 
+/// Compresses a request body for an HTTP `Content-Encoding` (gzip, zstd, snappy block,
+/// zlib/deflate); `None` returns the body as it is.
+pub fn compress(encoding: Option<&str>, body: &[u8]) -> std::io::Result<Vec<u8>> {
+    use std::io::Write;
+    match encoding {
+        None | Some("") | Some("identity") => Ok(body.to_vec()),
+        Some("gzip") => {
+            let mut e = flate2::write::GzEncoder::new(
+                Vec::with_capacity(body.len() / 4),
+                flate2::Compression::default(),
+            );
+            e.write_all(body)?;
+            e.finish()
+        }
+        Some("zlib") | Some("deflate") => {
+            let mut e = flate2::write::ZlibEncoder::new(
+                Vec::with_capacity(body.len() / 4),
+                flate2::Compression::default(),
+            );
+            e.write_all(body)?;
+            e.finish()
+        }
+        Some("zstd") => zstd::encode_all(body, 3),
+        Some("snappy") => snap::raw::Encoder::new()
+            .compress_vec(body)
+            .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
+        Some(other) => Err(std::io::Error::new(
+            std::io::ErrorKind::Unsupported,
+            format!("unsupported compression \"{other}\""),
+        )),
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -116,6 +149,21 @@ mod tests {
             decompress("", Bytes::from_static(b"abc"), 10).unwrap(),
             &b"abc"[..]
         );
+    }
+
+    #[test]
+    fn compress_then_decompress() {
+        let data = b"ferrotel ".repeat(100);
+        for enc in ["gzip", "zlib", "deflate", "zstd", "snappy"] {
+            let packed = compress(Some(enc), &data).unwrap();
+            assert!(packed.len() < data.len(), "{enc}");
+            assert_eq!(
+                decompress(enc, packed.into(), 10_000).unwrap(),
+                data,
+                "{enc}"
+            );
+        }
+        assert_eq!(compress(None, b"x").unwrap(), b"x");
     }
 
     #[test]

@@ -4,10 +4,12 @@
 pub mod component;
 pub mod compression;
 pub mod config;
+pub mod exporter;
 pub mod factory;
 pub mod logging;
 pub mod net;
 pub mod pdata;
+pub mod ratelimit;
 pub mod rpc;
 pub mod telemetry;
 pub mod timefmt;

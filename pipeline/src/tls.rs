@@ -3,9 +3,14 @@
 use std::io::BufReader;
 use std::sync::Arc;
 
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::pki_types::{ServerName, UnixTime};
 use rustls::server::WebPkiClientVerifier;
-use rustls::{RootCertStore, ServerConfig, SupportedProtocolVersion};
+use rustls::{
+    ClientConfig, DigitallySignedStruct, RootCertStore, ServerConfig, SignatureScheme,
+    SupportedProtocolVersion,
+};
 use serde::Deserialize;
 
 use crate::config::types::GoDuration;
@@ -102,16 +107,7 @@ impl ServerTlsSettings {
             rustls_pemfile::private_key(&mut BufReader::new(key_pem.as_slice()))
                 .map_err(|e| format!("invalid private key: {e}"))?
                 .ok_or_else(|| "invalid private key: no PEM key found".to_string())?;
-        let min = self.min_version.as_deref().unwrap_or("1.2");
-        let max = self.max_version.as_deref().unwrap_or("1.3");
-        let versions: Vec<&'static SupportedProtocolVersion> = ["1.2", "1.3"]
-            .into_iter()
-            .filter(|v| *v >= min && *v <= max)
-            .map(version)
-            .collect::<Result<_, _>>()?;
-        if versions.is_empty() {
-            return Err(format!("tls: min_version {min} is above max_version {max}"));
-        }
+        let versions = versions(self.min_version.as_deref(), self.max_version.as_deref())?;
         let builder = ServerConfig::builder_with_provider(provider())
             .with_protocol_versions(&versions)
             .map_err(|e| format!("tls: {e}"))?;
@@ -143,5 +139,172 @@ impl ServerTlsSettings {
             .map_err(|e| format!("certificate and key do not match or are invalid: {e}"))?;
         config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
         Ok(Arc::new(config))
+    }
+}
+
+/// Client-side TLS (`tls:` under an exporter), upstream `configtls.ClientConfig`.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClientTlsSettings {
+    /// Plain text (for gRPC endpoints without a scheme).
+    pub insecure: bool,
+    /// Accept any server certificate. For testing only.
+    pub insecure_skip_verify: bool,
+    pub ca_file: Option<String>,
+    pub ca_pem: Option<String>,
+    pub cert_file: Option<String>,
+    pub cert_pem: Option<String>,
+    pub key_file: Option<String>,
+    pub key_pem: Option<String>,
+    pub server_name_override: Option<String>,
+    pub min_version: Option<String>,
+    pub max_version: Option<String>,
+    pub include_system_ca_certs_pool: bool,
+    pub cipher_suites: Vec<String>,
+    pub curve_preferences: Vec<String>,
+    pub reload_interval: Option<GoDuration>,
+}
+
+fn versions(
+    min: Option<&str>,
+    max: Option<&str>,
+) -> Result<Vec<&'static SupportedProtocolVersion>, String> {
+    let min = min.unwrap_or("1.2");
+    let max = max.unwrap_or("1.3");
+    version(min)?;
+    version(max)?;
+    let list: Vec<&'static SupportedProtocolVersion> = ["1.2", "1.3"]
+        .into_iter()
+        .filter(|v| *v >= min && *v <= max)
+        .map(version)
+        .collect::<Result<_, _>>()?;
+    if list.is_empty() {
+        return Err(format!("tls: min_version {min} is above max_version {max}"));
+    }
+    Ok(list)
+}
+
+impl ClientTlsSettings {
+    /// Checks without reading files.
+    pub fn validate(&self) -> Result<(), String> {
+        if self.cert_file.is_some() != self.key_file.is_some()
+            && self.cert_pem.is_none()
+            && self.key_pem.is_none()
+        {
+            return Err("tls: cert_file and key_file go together".to_string());
+        }
+        if let Some(v) = &self.min_version {
+            version(v).map_err(|e| format!("tls: min_version: {e}"))?;
+        }
+        if let Some(v) = &self.max_version {
+            version(v).map_err(|e| format!("tls: max_version: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// Builds the client configuration: the configured CA (or the system's roots), an
+    /// optional client certificate, and `alpn` protocols.
+    pub fn build(&self, alpn: &[&[u8]]) -> Result<Arc<ClientConfig>, String> {
+        self.validate()?;
+        let builder = ClientConfig::builder_with_provider(provider())
+            .with_protocol_versions(&versions(
+                self.min_version.as_deref(),
+                self.max_version.as_deref(),
+            )?)
+            .map_err(|e| format!("tls: {e}"))?;
+        let builder = if self.insecure_skip_verify {
+            builder
+                .dangerous()
+                .with_custom_certificate_verifier(Arc::new(AcceptAnyCertificate(provider())))
+        } else {
+            let mut roots = RootCertStore::empty();
+            let ca = read_pem(&self.ca_file, &self.ca_pem, "ca")?;
+            if ca.is_none() || self.include_system_ca_certs_pool {
+                let native = rustls_native_certs::load_native_certs();
+                for cert in native.certs {
+                    // Unusable system certificates are skipped, as Go's pool loader does.
+                    let _ = roots.add(cert);
+                }
+            }
+            if let Some(pem) = ca {
+                for cert in certs(&pem, "CA certificate")? {
+                    roots
+                        .add(cert)
+                        .map_err(|e| format!("invalid CA certificate: {e}"))?;
+                }
+            }
+            builder.with_root_certificates(roots)
+        };
+        let cert = read_pem(&self.cert_file, &self.cert_pem, "cert")?;
+        let key = read_pem(&self.key_file, &self.key_pem, "key")?;
+        let mut config = match (cert, key) {
+            (Some(cert), Some(key)) => {
+                let chain = certs(&cert, "client certificate")?;
+                let key: PrivateKeyDer<'static> =
+                    rustls_pemfile::private_key(&mut BufReader::new(key.as_slice()))
+                        .map_err(|e| format!("invalid private key: {e}"))?
+                        .ok_or_else(|| "invalid private key: no PEM key found".to_string())?;
+                builder.with_client_auth_cert(chain, key).map_err(|e| {
+                    format!("client certificate and key do not match or are invalid: {e}")
+                })?
+            }
+            (None, None) => builder.with_no_client_auth(),
+            _ => {
+                return Err(
+                    "tls: a client certificate needs both a certificate and a key".to_string(),
+                )
+            }
+        };
+        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+        Ok(Arc::new(config))
+    }
+}
+
+/// `insecure_skip_verify`: signatures are still checked, the certificate chain is not.
+#[derive(Debug)]
+struct AcceptAnyCertificate(Arc<rustls::crypto::CryptoProvider>);
+
+impl ServerCertVerifier for AcceptAnyCertificate {
+    fn verify_server_cert(
+        &self,
+        _end_entity: &CertificateDer<'_>,
+        _intermediates: &[CertificateDer<'_>],
+        _server_name: &ServerName<'_>,
+        _ocsp_response: &[u8],
+        _now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        Ok(ServerCertVerified::assertion())
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(
+            message,
+            cert,
+            dss,
+            &self.0.signature_verification_algorithms,
+        )
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.0.signature_verification_algorithms.supported_schemes()
     }
 }
