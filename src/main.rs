@@ -9,6 +9,7 @@ use clap::{Args, Parser, Subcommand, ValueEnum};
 use tracing::{info, warn};
 
 use ferrotel_pipeline::config::expand::NoteLevel;
+use ferrotel_pipeline::config::service::MetricsLevel;
 use ferrotel_pipeline::config::{self, redact, resolve};
 use ferrotel_pipeline::factory::{Registry, Section};
 use ferrotel_pipeline::pdata::Signal;
@@ -271,6 +272,7 @@ async fn serve(config: config::Config, registry: Registry) -> anyhow::Result<()>
     };
     let telemetry: Arc<Telemetry> =
         Telemetry::new(naming, &identity).context("internal metrics registry")?;
+    telemetry.set_detailed(config.telemetry.metrics.level == MetricsLevel::Detailed);
     info!(version = VERSION, "Starting ferrotel");
     let stop_metrics = tokio_util::sync::CancellationToken::new();
     let metrics_task = match &endpoint {

@@ -3,6 +3,8 @@
 pub mod debug;
 pub mod file;
 pub mod forward;
+pub mod otlp_grpc;
+pub mod otlp_http;
 
 use std::sync::Arc;
 
@@ -12,5 +14,10 @@ use ferrotel_pipeline::factory::Registry;
 pub fn register(registry: &mut Registry) {
     registry.add_exporter(Arc::new(debug::DebugExporterFactory));
     registry.add_exporter(Arc::new(file::FileExporterFactory));
+    registry.add_exporter(Arc::new(otlp_grpc::OtlpGrpcExporterFactory));
+    registry.add_exporter(Arc::new(otlp_http::OtlpHttpExporterFactory));
+    // The names real configs (SigNoz among them) still use; the loader warns about them.
+    registry.alias_exporter("otlp", "otlp_grpc");
+    registry.alias_exporter("otlphttp", "otlp_http");
     registry.add_connector(Arc::new(forward::ForwardConnectorFactory));
 }

@@ -76,6 +76,11 @@ impl Envelope {
 /// Delivery acknowledgement. Every holder (fan-out branch, split batch) keeps a clone; when
 /// the last clone is dropped the waiting side learns the outcome: success unless a holder
 /// recorded a failure first. A pull receiver (Kafka) commits offsets on success.
+///
+/// The rule for failures: a stage that answers `consume` with `Err` leaves the acks alone,
+/// because its caller owns the outcome (it may retry, as the batch processor does, or pass
+/// the error to the sender). A stage that answered `Ok` and loses the data later (a queue
+/// worker giving up) calls [`Envelope::fail`].
 #[derive(Clone)]
 pub struct Ack(Arc<AckState>);
 

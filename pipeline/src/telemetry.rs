@@ -1,11 +1,15 @@
 //! The agent's own metrics, with upstream's `otelcol_*` names, in a Prometheus registry.
 
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Instant;
 
 use prometheus::core::{Collector, Desc};
 use prometheus::proto::{Counter, Gauge, LabelPair, Metric, MetricFamily, MetricType};
-use prometheus::{IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts, Registry};
+use prometheus::{
+    Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge, IntGaugeVec, Opts,
+    Registry,
+};
 
 use crate::pdata::Signal;
 
@@ -28,6 +32,10 @@ impl Naming {
     }
 
     fn gauge(&self, base: &str, unit: Option<&str>) -> String {
+        self.with_unit(base, unit)
+    }
+
+    fn histogram(&self, base: &str, unit: Option<&str>) -> String {
         self.with_unit(base, unit)
     }
 
@@ -135,6 +143,126 @@ pub struct ProcessorMetrics {
     pub outgoing: IntCounter,
 }
 
+/// What the `batch` processor counts, per upstream's batchprocessor.
+#[derive(Clone)]
+pub struct BatchProcessorMetrics {
+    /// Items per batch sent.
+    pub send_size: Histogram,
+    /// Encoded bytes per batch sent; only at the `detailed` metrics level, as upstream.
+    pub send_size_bytes: Option<Histogram>,
+    pub size_trigger_send: IntCounter,
+    pub timeout_trigger_send: IntCounter,
+    /// Distinct metadata value combinations (batchers) currently held.
+    pub metadata_cardinality: IntGauge,
+    /// Items dropped after downstream refused them for good (ferrotel's own).
+    pub dropped_items: IntCounter,
+}
+
+/// What the `memory_limiter` processor counts.
+#[derive(Clone)]
+pub struct MemoryLimiterMetrics {
+    pub accepted: SignalCounters,
+    pub refused: SignalCounters,
+}
+
+/// Upstream's bucket boundaries for `otelcol_processor_batch_batch_send_size`.
+const BATCH_SIZE_BUCKETS: [f64; 22] = [
+    10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2000.0, 3000.0, 4000.0, 5000.0,
+    6000.0, 7000.0, 8000.0, 9000.0, 10000.0, 20000.0, 30000.0, 50000.0, 100000.0,
+];
+
+/// Upstream's bucket boundaries for `otelcol_processor_batch_batch_send_size_bytes`.
+const BATCH_BYTES_BUCKETS: [f64; 39] = [
+    10.0, 25.0, 50.0, 75.0, 100.0, 250.0, 500.0, 750.0, 1000.0, 2000.0, 3000.0, 4000.0, 5000.0,
+    6000.0, 7000.0, 8000.0, 9000.0, 10000.0, 20000.0, 30000.0, 50000.0, 100000.0, 200000.0,
+    300000.0, 400000.0, 500000.0, 600000.0, 700000.0, 800000.0, 900000.0, 1000000.0, 2000000.0,
+    3000000.0, 4000000.0, 5000000.0, 6000000.0, 7000000.0, 8000000.0, 9000000.0,
+];
+
+/// The processor-specific families, registered together.
+struct ProcessorFamilies {
+    batch_send_size: HistogramVec,
+    batch_send_size_bytes: HistogramVec,
+    batch_size_trigger: IntCounterVec,
+    batch_timeout_trigger: IntCounterVec,
+    batch_cardinality: IntGaugeVec,
+    dropped: IntCounterVec,
+    memory_limiter: [SignalFamily; 2],
+}
+
+impl ProcessorFamilies {
+    fn new(r: &Registry, naming: Naming) -> prometheus::Result<Self> {
+        let pl = &["processor"];
+        let histogram = |base: &str, help: &str, unit, buckets: &[f64]| {
+            let h = HistogramVec::new(
+                HistogramOpts::new(naming.histogram(base, unit), help).buckets(buckets.to_vec()),
+                pl,
+            )?;
+            r.register(Box::new(h.clone()))?;
+            Ok::<_, prometheus::Error>(h)
+        };
+        let counter = |base: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(naming.counter(base, None), help), labels)?;
+            r.register(Box::new(c.clone()))?;
+            Ok::<_, prometheus::Error>(c)
+        };
+        let batch_cardinality = IntGaugeVec::new(
+            Opts::new(
+                naming.gauge("otelcol_processor_batch_metadata_cardinality", None),
+                "Number of distinct metadata value combinations being processed",
+            ),
+            pl,
+        )?;
+        r.register(Box::new(batch_cardinality.clone()))?;
+        Ok(ProcessorFamilies {
+            batch_send_size: histogram(
+                "otelcol_processor_batch_batch_send_size",
+                "Number of units in the batch",
+                None,
+                &BATCH_SIZE_BUCKETS,
+            )?,
+            batch_send_size_bytes: histogram(
+                "otelcol_processor_batch_batch_send_size_bytes",
+                "Number of bytes in batch that was sent",
+                Some("bytes"),
+                &BATCH_BYTES_BUCKETS,
+            )?,
+            batch_size_trigger: counter(
+                "otelcol_processor_batch_batch_size_trigger_send",
+                "Number of times the batch was sent due to a size trigger",
+                pl,
+            )?,
+            batch_timeout_trigger: counter(
+                "otelcol_processor_batch_timeout_trigger_send",
+                "Number of times the batch was sent due to a timeout trigger",
+                pl,
+            )?,
+            batch_cardinality,
+            dropped: counter(
+                "ferrotel_processor_dropped_items",
+                "Number of items a processor dropped because downstream refused them for good",
+                &["processor", "otel_signal"],
+            )?,
+            memory_limiter: [
+                SignalFamily::new(
+                    r,
+                    naming,
+                    "otelcol_processor_memory_limiter_accepted",
+                    "Number of items passed on by the memory limiter",
+                    pl,
+                )?,
+                SignalFamily::new(
+                    r,
+                    naming,
+                    "otelcol_processor_memory_limiter_refused",
+                    "Number of items refused by the memory limiter because memory use was high",
+                    pl,
+                )?,
+            ],
+        })
+    }
+}
+
 /// The agent's own metrics registry.
 pub struct Telemetry {
     registry: Registry,
@@ -145,6 +273,9 @@ pub struct Telemetry {
     in_flight: IntGaugeVec,
     processor_incoming: IntCounterVec,
     processor_outgoing: IntCounterVec,
+    processors: ProcessorFamilies,
+    /// The `detailed` metrics level: metrics upstream only records there are recorded too.
+    detailed: AtomicBool,
     pub naming: Naming,
     pub started: Instant,
 }
@@ -249,6 +380,7 @@ impl Telemetry {
             "otelcol_processor_outgoing_items",
             "Number of items emitted from the processor",
         )?;
+        let processors = ProcessorFamilies::new(r, naming)?;
         let started = Instant::now();
         registry.register(Box::new(ProcessCollector::new(naming, started)))?;
         let build = IntGaugeVec::new(
@@ -269,6 +401,8 @@ impl Telemetry {
             in_flight,
             processor_incoming,
             processor_outgoing,
+            processors,
+            detailed: AtomicBool::new(false),
             naming,
             started,
         }))
@@ -318,6 +452,39 @@ impl Telemetry {
         ProcessorMetrics {
             incoming: self.processor_incoming.with_label_values(&labels),
             outgoing: self.processor_outgoing.with_label_values(&labels),
+        }
+    }
+
+    /// Sets the `detailed` metrics level (`service::telemetry::metrics::level`); components
+    /// built afterwards record the metrics upstream keeps for that level.
+    pub fn set_detailed(&self, detailed: bool) {
+        self.detailed.store(detailed, Ordering::Relaxed);
+    }
+
+    pub fn is_detailed(&self) -> bool {
+        self.detailed.load(Ordering::Relaxed)
+    }
+
+    pub fn batch_processor(&self, processor: &str, signal: Signal) -> BatchProcessorMetrics {
+        let labels = [processor];
+        let f = &self.processors;
+        BatchProcessorMetrics {
+            send_size: f.batch_send_size.with_label_values(&labels),
+            send_size_bytes: self
+                .is_detailed()
+                .then(|| f.batch_send_size_bytes.with_label_values(&labels)),
+            size_trigger_send: f.batch_size_trigger.with_label_values(&labels),
+            timeout_trigger_send: f.batch_timeout_trigger.with_label_values(&labels),
+            metadata_cardinality: f.batch_cardinality.with_label_values(&labels),
+            dropped_items: f.dropped.with_label_values(&[processor, signal.as_str()]),
+        }
+    }
+
+    pub fn memory_limiter(&self, processor: &str) -> MemoryLimiterMetrics {
+        let labels = [processor];
+        MemoryLimiterMetrics {
+            accepted: self.processors.memory_limiter[0].resolve(&labels),
+            refused: self.processors.memory_limiter[1].resolve(&labels),
         }
     }
 

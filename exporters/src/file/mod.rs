@@ -318,7 +318,6 @@ impl Consumer for FileExporter {
             Ok(b) => b,
             Err(err) => {
                 self.metrics.send_failed.add(signal, items);
-                envelope.fail(&err);
                 return Err(err);
             }
         };
@@ -337,9 +336,9 @@ impl Consumer for FileExporter {
             Err(message) => {
                 error!(exporter = %self.id, path = %self.config.path, error = %message, "Failed to write to file");
                 self.metrics.send_failed.add(signal, items);
-                let err = ConsumeError::unavailable(format!("file exporter: {message}"));
-                envelope.fail(&err);
-                Err(err)
+                Err(ConsumeError::unavailable(format!(
+                    "file exporter: {message}"
+                )))
             }
         }
     }

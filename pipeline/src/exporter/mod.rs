@@ -158,7 +158,8 @@ impl<S: Sender> QueuedExporter<S> {
 }
 
 impl<S: Sender> Inner<S> {
-    /// Sends one batch, retrying what is retryable, and counts the outcome.
+    /// Sends one batch, retrying what is retryable, and counts the outcome. The caller owns
+    /// the envelope's acks: a queue worker fails them, a synchronous caller passes the error up.
     async fn deliver(&self, envelope: &Envelope) -> ConsumeResult {
         let signal = envelope.payload.signal();
         let items = envelope.payload.item_count();
@@ -173,10 +174,7 @@ impl<S: Sender> Inner<S> {
                 self.metrics.sent.add(signal, items - rejected);
                 self.metrics.send_failed.add(signal, rejected);
             }
-            Err(err) => {
-                self.metrics.send_failed.add(signal, items);
-                envelope.fail(err);
-            }
+            Err(_) => self.metrics.send_failed.add(signal, items),
         }
         result
     }
@@ -306,7 +304,8 @@ impl<S: Sender> Consumer for QueuedExporter<S> {
                     PushError::TooLarge => ConsumeError::permanent(message),
                     _ => ConsumeError::unavailable(message),
                 };
-                item.envelope.fail(&err);
+                // Refused, not taken: the caller decides what becomes of the data and its acks.
+                drop(item);
                 return Err(err);
             }
         }
@@ -339,6 +338,10 @@ impl<S: Sender> Component for QueuedExporter<S> {
                         .queue_size
                         .set(i64::try_from(used).unwrap_or(i64::MAX));
                     let result = inner.deliver(&item.envelope).await;
+                    if let Err(err) = &result {
+                        // The sender was answered when the batch was queued: the acks carry the loss.
+                        item.envelope.fail(err);
+                    }
                     if let Some(done) = item.done {
                         let _ = done.send(result);
                     }

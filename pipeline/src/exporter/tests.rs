@@ -152,7 +152,7 @@ async fn retryable_failures_are_retried_with_backoff_until_delivered() {
 }
 
 #[tokio::test(start_paused = true)]
-async fn permanent_failures_are_not_retried_and_fail_the_ack() {
+async fn permanent_failures_are_not_retried() {
     let sender = Arc::new(Scripted::new(
         vec![Err(ExportError::permanent("400 bad request"))],
         true,
@@ -165,6 +165,21 @@ async fn permanent_failures_are_not_retried_and_fail_the_ack() {
     assert_eq!(err.kind, ErrorKind::Internal);
     assert_eq!(sender.attempts.lock().unwrap().len(), 1);
     assert_eq!(metric(&telemetry, "otelcol_exporter_send_failed_spans"), 2);
+    // Answered with an error, the caller owns the outcome: the ack is left alone.
+    assert_eq!(rx.await.unwrap(), Ok(()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_queued_batch_lost_later_fails_its_ack() {
+    let sender = Arc::new(Scripted::new(
+        vec![Err(ExportError::permanent("400 bad request"))],
+        true,
+    ));
+    let (exporter, _t) = started(settings(true), sender.clone()).await;
+    let (ack, rx) = Ack::new();
+    let mut env = spans(2);
+    env.acks.push(ack);
+    exporter.consume(env).await.unwrap();
     assert_eq!(rx.await.unwrap().unwrap_err().message, "400 bad request");
 }
 

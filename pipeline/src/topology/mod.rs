@@ -74,8 +74,13 @@ struct Counted<C: ?Sized> {
 #[async_trait]
 impl<C: Consumer + ?Sized> Consumer for Counted<C> {
     async fn consume(&self, envelope: Envelope) -> ConsumeResult {
-        self.counter.inc_by(envelope.payload.item_count() as u64);
-        self.inner.consume(envelope).await
+        // Counted only when taken, so a stage that retries a refused batch counts it once.
+        let items = envelope.payload.item_count() as u64;
+        let result = self.inner.consume(envelope).await;
+        if result.is_ok() {
+            self.counter.inc_by(items);
+        }
+        result
     }
 }
 

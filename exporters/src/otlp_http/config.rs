@@ -1,0 +1,333 @@
+//! `otlp_http` configuration: upstream's `confighttp.ClientConfig` fields, the per-signal
+//! URLs and `encoding`, plus the shared `sending_queue` and `retry_on_failure`.
+
+use std::fmt;
+
+use http::Uri;
+use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::Deserialize;
+
+use ferrotel_pipeline::component::ComponentConfig;
+use ferrotel_pipeline::config::types::GoDuration;
+use ferrotel_pipeline::exporter::config::{
+    ClientTlsSettings, Compression, QueueSettings, RetrySettings,
+};
+use ferrotel_pipeline::factory::Validate;
+use ferrotel_pipeline::pdata::Signal;
+
+/// How request bodies are encoded.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Encoding {
+    #[default]
+    Proto,
+    Json,
+}
+
+impl Encoding {
+    pub fn content_type(self) -> &'static str {
+        match self {
+            Encoding::Proto => "application/x-protobuf",
+            Encoding::Json => "application/json",
+        }
+    }
+}
+
+/// `compression_params`: accepted; the default level of each algorithm is used.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CompressionParams {
+    pub level: i64,
+}
+
+/// `cookies`: upstream's older form has `enabled`; the current one turns cookies on by the
+/// section being present.
+#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Cookies {
+    pub enabled: Option<bool>,
+}
+
+/// The `otlp_http` (alias `otlphttp`) exporter's configuration.
+#[derive(Debug, Clone, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct OtlpHttpConfig {
+    /// Base URL; each signal goes to `<endpoint>/v1/<signal>`.
+    pub endpoint: String,
+    pub traces_endpoint: String,
+    pub metrics_endpoint: String,
+    pub logs_endpoint: String,
+    /// Accepted; profiles are not supported yet.
+    pub profiles_endpoint: String,
+    pub encoding: Encoding,
+    pub compression: Compression,
+    pub compression_params: Option<CompressionParams>,
+    /// Per attempt.
+    pub timeout: GoDuration,
+    pub headers: Headers,
+    pub tls: ClientTlsSettings,
+    pub sending_queue: QueueSettings,
+    pub retry_on_failure: RetrySettings,
+    /// An `http://` proxy for every request; when empty, `HTTPS_PROXY`, `HTTP_PROXY` and
+    /// `NO_PROXY` apply, as in Go.
+    pub proxy_url: String,
+    pub max_idle_conns: u64,
+    /// 0: no limit of its own (`max_idle_conns` still applies).
+    pub max_idle_conns_per_host: u64,
+    /// 0: unlimited. Otherwise at most this many requests are in flight at once.
+    pub max_conns_per_host: u64,
+    pub idle_conn_timeout: GoDuration,
+    /// HTTP/2: ping a connection that has been quiet this long; 0 turns pings off.
+    pub http2_read_idle_timeout: GoDuration,
+    /// HTTP/2: close the connection if a ping is not answered in this long; 0 means 15s.
+    pub http2_ping_timeout: GoDuration,
+    pub disable_keep_alives: bool,
+    /// Accepted; the HTTP stack sizes its own buffers.
+    pub read_buffer_size: u64,
+    /// Accepted; the HTTP stack sizes its own buffers.
+    pub write_buffer_size: u64,
+    pub cookies: Option<Cookies>,
+    /// Offer HTTP/2 in the TLS handshake (ALPN).
+    pub force_attempt_http2: bool,
+    pub auth: Option<IgnoredAny>,
+    pub middlewares: Option<IgnoredAny>,
+}
+
+impl Default for OtlpHttpConfig {
+    fn default() -> Self {
+        OtlpHttpConfig {
+            endpoint: String::new(),
+            traces_endpoint: String::new(),
+            metrics_endpoint: String::new(),
+            logs_endpoint: String::new(),
+            profiles_endpoint: String::new(),
+            encoding: Encoding::Proto,
+            compression: Compression::Gzip,
+            compression_params: None,
+            timeout: GoDuration::from_secs(30),
+            headers: Headers::default(),
+            tls: ClientTlsSettings::default(),
+            sending_queue: QueueSettings::default(),
+            retry_on_failure: RetrySettings::default(),
+            proxy_url: String::new(),
+            max_idle_conns: 100,
+            max_idle_conns_per_host: 0,
+            max_conns_per_host: 0,
+            idle_conn_timeout: GoDuration::from_secs(90),
+            http2_read_idle_timeout: GoDuration::default(),
+            http2_ping_timeout: GoDuration::default(),
+            disable_keep_alives: false,
+            read_buffer_size: 0,
+            write_buffer_size: 512 * 1024,
+            cookies: None,
+            force_attempt_http2: true,
+            auth: None,
+            middlewares: None,
+        }
+    }
+}
+
+/// Checks that `text` is an absolute `http://` or `https://` URL with a host.
+pub(crate) fn parse_url(text: &str) -> Result<Uri, String> {
+    let uri: Uri = text.parse().map_err(|e| format!("{e}"))?;
+    match uri.scheme_str() {
+        Some("http") | Some("https") => {}
+        Some(other) => {
+            return Err(format!(
+                "unsupported scheme \"{other}\" (use http or https)"
+            ))
+        }
+        None => return Err("no scheme (start it with http:// or https://)".to_string()),
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("no host".to_string());
+    }
+    Ok(uri)
+}
+
+impl OtlpHttpConfig {
+    fn signal_override(&self, signal: Signal) -> &str {
+        match signal {
+            Signal::Traces => &self.traces_endpoint,
+            Signal::Metrics => &self.metrics_endpoint,
+            Signal::Logs => &self.logs_endpoint,
+        }
+    }
+
+    /// The URL a signal is sent to: its own endpoint, or the base endpoint plus `/v1/<signal>`.
+    pub fn signal_url(&self, signal: Signal) -> Result<String, String> {
+        let own = self.signal_override(signal);
+        if !own.is_empty() {
+            return Ok(own.to_string());
+        }
+        if self.endpoint.is_empty() {
+            return Err(format!(
+                "either endpoint or {signal}_endpoint must be specified"
+            ));
+        }
+        let sep = if self.endpoint.ends_with('/') {
+            ""
+        } else {
+            "/"
+        };
+        Ok(format!("{}{sep}v1/{signal}", self.endpoint))
+    }
+
+    pub fn cookies_enabled(&self) -> bool {
+        self.cookies
+            .as_ref()
+            .is_some_and(|c| c.enabled.unwrap_or(true))
+    }
+}
+
+impl Validate for OtlpHttpConfig {
+    fn validate(&self) -> Result<(), String> {
+        if self.endpoint.is_empty()
+            && self.traces_endpoint.is_empty()
+            && self.metrics_endpoint.is_empty()
+            && self.logs_endpoint.is_empty()
+            && self.profiles_endpoint.is_empty()
+        {
+            return Err("at least one endpoint must be specified".to_string());
+        }
+        for (name, value) in [
+            ("endpoint", &self.endpoint),
+            ("traces_endpoint", &self.traces_endpoint),
+            ("metrics_endpoint", &self.metrics_endpoint),
+            ("logs_endpoint", &self.logs_endpoint),
+            ("profiles_endpoint", &self.profiles_endpoint),
+        ] {
+            if !value.is_empty() {
+                parse_url(value).map_err(|e| format!("{name} must be a valid URL: {e}"))?;
+            }
+        }
+        if !self.proxy_url.is_empty() {
+            let proxy = parse_url(&self.proxy_url)
+                .map_err(|e| format!("proxy_url must be a valid URL: {e}"))?;
+            if proxy.scheme_str() != Some("http") {
+                return Err("proxy_url: only http:// proxies are supported".to_string());
+            }
+        }
+        if self.auth.is_some() {
+            return Err(
+                "auth: authenticator extensions are not supported yet; set credentials in \"headers\""
+                    .to_string(),
+            );
+        }
+        if self.middlewares.is_some() {
+            return Err("middlewares are not supported yet".to_string());
+        }
+        self.headers.validate_http()?;
+        self.tls.validate()?;
+        self.retry_on_failure.validate()?;
+        self.sending_queue.validate()?;
+        Ok(())
+    }
+}
+
+impl ComponentConfig for OtlpHttpConfig {}
+
+/// `headers`: a map, or (as upstream's `configopaque.MapList` also reads it) a list of
+/// `{name, value}` pairs. Scalar values are taken as their text.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Headers(pub Vec<(String, String)>);
+
+impl Headers {
+    fn validate_http(&self) -> Result<(), String> {
+        let mut names: Vec<&str> = self.0.iter().map(|(k, _)| k.as_str()).collect();
+        names.sort_unstable();
+        let mut dups: Vec<&str> = names
+            .windows(2)
+            .filter(|w| w[0] == w[1])
+            .map(|w| w[0])
+            .collect();
+        dups.dedup();
+        if !dups.is_empty() {
+            return Err(format!(
+                "duplicate keys in map-style list: [{}]",
+                dups.join(" ")
+            ));
+        }
+        for (name, value) in &self.0 {
+            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
+                return Err(format!("headers: invalid header name \"{name}\""));
+            }
+            if http::HeaderValue::from_str(value).is_err() {
+                return Err(format!(
+                    "headers: the value of \"{name}\" is not a valid header value"
+                ));
+            }
+        }
+        Ok(())
+    }
+}
+
+struct ScalarText(String);
+
+impl<'de> Deserialize<'de> for ScalarText {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl Visitor<'_> for V {
+            type Value = ScalarText;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a string")
+            }
+            fn visit_str<E: de::Error>(self, v: &str) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_bool<E: de::Error>(self, v: bool) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_f64<E: de::Error>(self, v: f64) -> Result<ScalarText, E> {
+                Ok(ScalarText(v.to_string()))
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<ScalarText, E> {
+                Ok(ScalarText(String::new()))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct Pair {
+    name: String,
+    value: ScalarText,
+}
+
+impl<'de> Deserialize<'de> for Headers {
+    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        struct V;
+        impl<'de> Visitor<'de> for V {
+            type Value = Headers;
+            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+                f.write_str("a map of header names to values, or a list of {name, value}")
+            }
+            fn visit_unit<E: de::Error>(self) -> Result<Headers, E> {
+                Ok(Headers::default())
+            }
+            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Headers, A::Error> {
+                let mut out = Vec::new();
+                while let Some((k, v)) = map.next_entry::<String, ScalarText>()? {
+                    out.push((k, v.0));
+                }
+                Ok(Headers(out))
+            }
+            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Headers, A::Error> {
+                let mut out = Vec::new();
+                while let Some(p) = seq.next_element::<Pair>()? {
+                    out.push((p.name, p.value.0));
+                }
+                Ok(Headers(out))
+            }
+        }
+        d.deserialize_any(V)
+    }
+}
