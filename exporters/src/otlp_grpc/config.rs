@@ -1,15 +1,13 @@
 //! `otlp_grpc` configuration: upstream's `configgrpc.ClientConfig` fields plus the shared
 //! `timeout`, `sending_queue` and `retry_on_failure`, with upstream's names and defaults.
 
-use std::fmt;
-
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use ferrotel_pipeline::component::ComponentConfig;
 use ferrotel_pipeline::config::types::GoDuration;
 use ferrotel_pipeline::exporter::config::{
-    ClientTlsSettings, Compression, QueueSettings, RetrySettings,
+    ClientTlsSettings, Compression, Headers, QueueSettings, RetrySettings,
 };
 use ferrotel_pipeline::factory::Validate;
 
@@ -188,116 +186,3 @@ impl Validate for OtlpGrpcConfig {
 }
 
 impl ComponentConfig for OtlpGrpcConfig {}
-
-/// `headers`: a map, or (as upstream's `configopaque.MapList` also reads it) a list of
-/// `{name, value}` pairs. Scalar values are taken as their text.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Headers(pub Vec<(String, String)>);
-
-impl Headers {
-    fn check_duplicates(&self) -> Result<(), String> {
-        let mut names: Vec<&str> = self.0.iter().map(|(k, _)| k.as_str()).collect();
-        names.sort_unstable();
-        let mut dups: Vec<&str> = names
-            .windows(2)
-            .filter(|w| w[0] == w[1])
-            .map(|w| w[0])
-            .collect();
-        dups.dedup();
-        if dups.is_empty() {
-            Ok(())
-        } else {
-            Err(format!(
-                "duplicate keys in map-style list: [{}]",
-                dups.join(" ")
-            ))
-        }
-    }
-
-    /// Names and values must be valid gRPC metadata (`-bin` values are sent as raw bytes).
-    fn validate_grpc(&self) -> Result<(), String> {
-        self.check_duplicates()?;
-        for (name, value) in &self.0 {
-            let lower = name.to_ascii_lowercase();
-            if http::HeaderName::from_bytes(lower.as_bytes()).is_err() {
-                return Err(format!("headers: invalid metadata name \"{name}\""));
-            }
-            if !lower.ends_with("-bin") && http::HeaderValue::from_str(value).is_err() {
-                return Err(format!(
-                    "headers: the value of \"{name}\" is not valid in gRPC metadata"
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-struct ScalarText(String);
-
-impl<'de> Deserialize<'de> for ScalarText {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = ScalarText;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ScalarText, E> {
-                Ok(ScalarText(v.to_string()))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<ScalarText, E> {
-                Ok(ScalarText(v.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ScalarText, E> {
-                Ok(ScalarText(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ScalarText, E> {
-                Ok(ScalarText(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<ScalarText, E> {
-                Ok(ScalarText(v.to_string()))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<ScalarText, E> {
-                Ok(ScalarText(String::new()))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Pair {
-    name: String,
-    value: ScalarText,
-}
-
-impl<'de> Deserialize<'de> for Headers {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Headers;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map of header names to values, or a list of {name, value}")
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Headers, E> {
-                Ok(Headers::default())
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Headers, A::Error> {
-                let mut out = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, ScalarText>()? {
-                    out.push((k, v.0));
-                }
-                Ok(Headers(out))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Headers, A::Error> {
-                let mut out = Vec::new();
-                while let Some(p) = seq.next_element::<Pair>()? {
-                    out.push((p.name, p.value.0));
-                }
-                Ok(Headers(out))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}

@@ -1,16 +1,14 @@
 //! `otlp_http` configuration: upstream's `confighttp.ClientConfig` fields, the per-signal
 //! URLs and `encoding`, plus the shared `sending_queue` and `retry_on_failure`.
 
-use std::fmt;
-
 use http::Uri;
-use serde::de::{self, Deserializer, IgnoredAny, MapAccess, SeqAccess, Visitor};
+use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use ferrotel_pipeline::component::ComponentConfig;
 use ferrotel_pipeline::config::types::GoDuration;
 use ferrotel_pipeline::exporter::config::{
-    ClientTlsSettings, Compression, QueueSettings, RetrySettings,
+    ClientTlsSettings, Compression, Headers, QueueSettings, RetrySettings,
 };
 use ferrotel_pipeline::factory::Validate;
 use ferrotel_pipeline::pdata::Signal;
@@ -226,108 +224,3 @@ impl Validate for OtlpHttpConfig {
 }
 
 impl ComponentConfig for OtlpHttpConfig {}
-
-/// `headers`: a map, or (as upstream's `configopaque.MapList` also reads it) a list of
-/// `{name, value}` pairs. Scalar values are taken as their text.
-#[derive(Debug, Clone, Default, PartialEq)]
-pub struct Headers(pub Vec<(String, String)>);
-
-impl Headers {
-    fn validate_http(&self) -> Result<(), String> {
-        let mut names: Vec<&str> = self.0.iter().map(|(k, _)| k.as_str()).collect();
-        names.sort_unstable();
-        let mut dups: Vec<&str> = names
-            .windows(2)
-            .filter(|w| w[0] == w[1])
-            .map(|w| w[0])
-            .collect();
-        dups.dedup();
-        if !dups.is_empty() {
-            return Err(format!(
-                "duplicate keys in map-style list: [{}]",
-                dups.join(" ")
-            ));
-        }
-        for (name, value) in &self.0 {
-            if http::HeaderName::from_bytes(name.as_bytes()).is_err() {
-                return Err(format!("headers: invalid header name \"{name}\""));
-            }
-            if http::HeaderValue::from_str(value).is_err() {
-                return Err(format!(
-                    "headers: the value of \"{name}\" is not a valid header value"
-                ));
-            }
-        }
-        Ok(())
-    }
-}
-
-struct ScalarText(String);
-
-impl<'de> Deserialize<'de> for ScalarText {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl Visitor<'_> for V {
-            type Value = ScalarText;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a string")
-            }
-            fn visit_str<E: de::Error>(self, v: &str) -> Result<ScalarText, E> {
-                Ok(ScalarText(v.to_string()))
-            }
-            fn visit_bool<E: de::Error>(self, v: bool) -> Result<ScalarText, E> {
-                Ok(ScalarText(v.to_string()))
-            }
-            fn visit_i64<E: de::Error>(self, v: i64) -> Result<ScalarText, E> {
-                Ok(ScalarText(v.to_string()))
-            }
-            fn visit_u64<E: de::Error>(self, v: u64) -> Result<ScalarText, E> {
-                Ok(ScalarText(v.to_string()))
-            }
-            fn visit_f64<E: de::Error>(self, v: f64) -> Result<ScalarText, E> {
-                Ok(ScalarText(v.to_string()))
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<ScalarText, E> {
-                Ok(ScalarText(String::new()))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct Pair {
-    name: String,
-    value: ScalarText,
-}
-
-impl<'de> Deserialize<'de> for Headers {
-    fn deserialize<D: Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
-        struct V;
-        impl<'de> Visitor<'de> for V {
-            type Value = Headers;
-            fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-                f.write_str("a map of header names to values, or a list of {name, value}")
-            }
-            fn visit_unit<E: de::Error>(self) -> Result<Headers, E> {
-                Ok(Headers::default())
-            }
-            fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<Headers, A::Error> {
-                let mut out = Vec::new();
-                while let Some((k, v)) = map.next_entry::<String, ScalarText>()? {
-                    out.push((k, v.0));
-                }
-                Ok(Headers(out))
-            }
-            fn visit_seq<A: SeqAccess<'de>>(self, mut seq: A) -> Result<Headers, A::Error> {
-                let mut out = Vec::new();
-                while let Some(p) = seq.next_element::<Pair>()? {
-                    out.push((p.name, p.value.0));
-                }
-                Ok(Headers(out))
-            }
-        }
-        d.deserialize_any(V)
-    }
-}
