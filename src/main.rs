@@ -18,6 +18,21 @@ use ferrotel_pipeline::topology::Service;
 
 const VERSION: &str = env!("CARGO_PKG_VERSION");
 
+// jemalloc returns freed memory to the system over time and reports its live heap, which
+// the memory_limiter processor and `otelcol_process_runtime_heap_alloc_bytes` read.
+#[cfg(not(target_env = "msvc"))]
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
+#[cfg(not(target_env = "msvc"))]
+fn heap_allocated() -> Option<u64> {
+    // The statistics are a snapshot refreshed by advancing the epoch.
+    tikv_jemalloc_ctl::epoch::advance().ok()?;
+    tikv_jemalloc_ctl::stats::allocated::read()
+        .ok()
+        .map(|b| b as u64)
+}
+
 /// How long a graceful shutdown may take before the agent exits anyway.
 const SHUTDOWN_DEADLINE: Duration = Duration::from_secs(30);
 
@@ -114,6 +129,8 @@ fn load(resolved: &resolve::Resolved, registry: &Registry) -> anyhow::Result<con
 }
 
 fn main() -> ExitCode {
+    #[cfg(not(target_env = "msvc"))]
+    ferrotel_pipeline::telemetry::set_heap_probe(heap_allocated);
     let cli = Cli::parse();
     let result = match cli.command {
         Some(Command::Components) => {

@@ -10,11 +10,19 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::{Parser, Subcommand, ValueEnum};
 use opentelemetry_proto::tonic::collector::logs::v1::logs_service_client::LogsServiceClient;
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{LogsService, LogsServiceServer};
-use opentelemetry_proto::tonic::collector::logs::v1::{ExportLogsServiceRequest, ExportLogsServiceResponse};
+use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
+    LogsService, LogsServiceServer,
+};
+use opentelemetry_proto::tonic::collector::logs::v1::{
+    ExportLogsServiceRequest, ExportLogsServiceResponse,
+};
 use opentelemetry_proto::tonic::collector::trace::v1::trace_service_client::TraceServiceClient;
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{TraceService, TraceServiceServer};
-use opentelemetry_proto::tonic::collector::trace::v1::{ExportTraceServiceRequest, ExportTraceServiceResponse};
+use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
+    TraceService, TraceServiceServer,
+};
+use opentelemetry_proto::tonic::collector::trace::v1::{
+    ExportTraceServiceRequest, ExportTraceServiceResponse,
+};
 use opentelemetry_proto::tonic::common::v1::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use opentelemetry_proto::tonic::logs::v1::{LogRecord, ResourceLogs, ScopeLogs};
 use opentelemetry_proto::tonic::resource::v1::Resource;
@@ -22,7 +30,10 @@ use opentelemetry_proto::tonic::trace::v1::{span, ResourceSpans, ScopeSpans, Spa
 use tonic::codec::CompressionEncoding;
 
 #[derive(Parser)]
-#[command(name = "ferrotel-bench", about = "OTLP/gRPC load generator and counting sink")]
+#[command(
+    name = "ferrotel-bench",
+    about = "OTLP/gRPC load generator and counting sink"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -82,7 +93,9 @@ struct LoadArgs {
 
 fn main() -> anyhow::Result<()> {
     let cli = Cli::parse();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match cli.command {
         Command::Sink { listen, count_file } => runtime.block_on(sink(listen, count_file)),
         Command::Load(args) => runtime.block_on(load(args)),
@@ -119,16 +132,24 @@ fn s(v: impl Into<String>) -> any_value::Value {
 }
 
 fn resource(rng: &mut Rng, pod: u64) -> Resource {
-    let service = rng.pick(&["checkout", "cart", "payments", "orders", "catalog", "shipping"]);
+    let service = rng.pick(&[
+        "checkout", "cart", "payments", "orders", "catalog", "shipping",
+    ]);
     Resource {
         attributes: vec![
             kv("service.name", s(service)),
             kv("service.version", s("1.42.0")),
             kv("k8s.namespace.name", s("shop-prod")),
             kv("k8s.pod.name", s(format!("{service}-7d9f8c6b5-{pod:05x}"))),
-            kv("k8s.node.name", s(format!("ip-10-0-{}-{}.ec2.internal", pod % 7, pod % 251))),
+            kv(
+                "k8s.node.name",
+                s(format!("ip-10-0-{}-{}.ec2.internal", pod % 7, pod % 251)),
+            ),
             kv("k8s.deployment.name", s(service)),
-            kv("container.id", s(format!("{:016x}{:016x}", rng.next(), rng.next()))),
+            kv(
+                "container.id",
+                s(format!("{:016x}{:016x}", rng.next(), rng.next())),
+            ),
             kv("host.name", s(format!("node-{}", pod % 16))),
             kv("telemetry.sdk.language", s("python")),
             kv("telemetry.sdk.version", s("1.45.2")),
@@ -139,9 +160,22 @@ fn resource(rng: &mut Rng, pod: u64) -> Resource {
 }
 
 fn traces_request(rng: &mut Rng, spans: usize) -> ExportTraceServiceRequest {
-    let routes = ["/api/cart", "/api/checkout", "/api/orders/{id}", "/healthz", "/api/catalog/search"];
+    let routes = [
+        "/api/cart",
+        "/api/checkout",
+        "/api/orders/{id}",
+        "/healthz",
+        "/api/catalog/search",
+    ];
     let methods = ["GET", "POST", "PUT"];
-    let names = ["HTTP GET", "HTTP POST", "SELECT orders", "redis GET", "publish order.created", "grpc.Payments/Charge"];
+    let names = [
+        "HTTP GET",
+        "HTTP POST",
+        "SELECT orders",
+        "redis GET",
+        "publish order.created",
+        "grpc.Payments/Charge",
+    ];
     let now = 1_700_000_000_000_000_000u64;
     let spans = (0..spans)
         .map(|i| {
@@ -150,7 +184,11 @@ fn traces_request(rng: &mut Rng, spans: usize) -> ExportTraceServiceRequest {
             Span {
                 trace_id,
                 span_id: rng.next().to_be_bytes().to_vec(),
-                parent_span_id: if i % 4 == 0 { vec![] } else { rng.next().to_be_bytes().to_vec() },
+                parent_span_id: if i % 4 == 0 {
+                    vec![]
+                } else {
+                    rng.next().to_be_bytes().to_vec()
+                },
                 name: rng.pick(&names).to_string(),
                 kind: (1 + rng.next() % 5) as i32,
                 start_time_unix_nano: start,
@@ -158,12 +196,21 @@ fn traces_request(rng: &mut Rng, spans: usize) -> ExportTraceServiceRequest {
                 attributes: vec![
                     kv("http.request.method", s(rng.pick(&methods))),
                     kv("http.route", s(rng.pick(&routes))),
-                    kv("http.response.status_code", any_value::Value::IntValue([200, 201, 404, 500][(rng.next() % 4) as usize])),
+                    kv(
+                        "http.response.status_code",
+                        any_value::Value::IntValue([200, 201, 404, 500][(rng.next() % 4) as usize]),
+                    ),
                     kv("server.address", s("shop.example.com")),
                     kv("server.port", any_value::Value::IntValue(443)),
                     kv("url.scheme", s("https")),
-                    kv("user_agent.original", s("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36")),
-                    kv("client.address", s(format!("10.1.{}.{}", rng.next() % 255, rng.next() % 255))),
+                    kv(
+                        "user_agent.original",
+                        s("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36"),
+                    ),
+                    kv(
+                        "client.address",
+                        s(format!("10.1.{}.{}", rng.next() % 255, rng.next() % 255)),
+                    ),
                     kv("network.protocol.version", s("1.1")),
                     kv("app.request.id", s(format!("{:016x}", rng.next()))),
                 ],
@@ -218,9 +265,15 @@ fn logs_request(rng: &mut Rng, records: usize) -> ExportLogsServiceRequest {
             }),
             attributes: vec![
                 kv("code.function", s("handle_request")),
-                kv("code.lineno", any_value::Value::IntValue((rng.next() % 900) as i64)),
+                kv(
+                    "code.lineno",
+                    any_value::Value::IntValue((rng.next() % 900) as i64),
+                ),
                 kv("order.id", s(format!("{:012x}", rng.next()))),
-                kv("aggregator", s(rng.pick(&["swiggy", "zomato", "ubereats", "deliveroo"]))),
+                kv(
+                    "aggregator",
+                    s(rng.pick(&["swiggy", "zomato", "ubereats", "deliveroo"])),
+                ),
                 kv("thread.name", s("worker-3")),
             ],
             trace_id: [rng.next().to_be_bytes(), rng.next().to_be_bytes()].concat(),
@@ -254,8 +307,16 @@ enum Pool {
 async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let mut rng = Rng(args.seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) | 1);
     let pool = Arc::new(match args.signal {
-        SignalKind::Traces => Pool::Traces((0..8).map(|_| traces_request(&mut rng, args.items_per_request)).collect()),
-        SignalKind::Logs => Pool::Logs((0..8).map(|_| logs_request(&mut rng, args.items_per_request)).collect()),
+        SignalKind::Traces => Pool::Traces(
+            (0..8)
+                .map(|_| traces_request(&mut rng, args.items_per_request))
+                .collect(),
+        ),
+        SignalKind::Logs => Pool::Logs(
+            (0..8)
+                .map(|_| logs_request(&mut rng, args.items_per_request))
+                .collect(),
+        ),
     });
     let bytes_per_request = match pool.as_ref() {
         Pool::Traces(p) => prost::Message::encoded_len(&p[0]),
@@ -272,12 +333,14 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let latencies = Arc::new(Mutex::new(Vec::<f64>::new()));
     let started = Instant::now();
     let deadline = (args.duration > 0.0).then(|| started + Duration::from_secs_f64(args.duration));
-    let per_task_interval = (args.rate > 0.0).then(|| Duration::from_secs_f64(args.concurrency as f64 / args.rate));
+    let per_task_interval =
+        (args.rate > 0.0).then(|| Duration::from_secs_f64(args.concurrency as f64 / args.rate));
     let mut tasks = Vec::new();
     for task in 0..args.concurrency {
         let channel = channel.clone();
         let pool = pool.clone();
-        let (next, ok, failed, latencies) = (next.clone(), ok.clone(), failed.clone(), latencies.clone());
+        let (next, ok, failed, latencies) =
+            (next.clone(), ok.clone(), failed.clone(), latencies.clone());
         let args = args.clone();
         tasks.push(tokio::spawn(async move {
             let encoding = match args.compression {
@@ -292,7 +355,10 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
                 logs = logs.send_compressed(e);
             }
             let mut tick = per_task_interval.map(|i| {
-                let mut t = tokio::time::interval_at(tokio::time::Instant::now() + i.mul_f64(task as f64 / args.concurrency as f64), i);
+                let mut t = tokio::time::interval_at(
+                    tokio::time::Instant::now() + i.mul_f64(task as f64 / args.concurrency as f64),
+                    i,
+                );
                 t.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
                 t
             });
@@ -310,8 +376,14 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
                 }
                 let t0 = Instant::now();
                 let result = match pool.as_ref() {
-                    Pool::Traces(p) => traces.export(p[(n % p.len() as u64) as usize].clone()).await.map(|_| ()),
-                    Pool::Logs(p) => logs.export(p[(n % p.len() as u64) as usize].clone()).await.map(|_| ()),
+                    Pool::Traces(p) => traces
+                        .export(p[(n % p.len() as u64) as usize].clone())
+                        .await
+                        .map(|_| ()),
+                    Pool::Logs(p) => logs
+                        .export(p[(n % p.len() as u64) as usize].clone())
+                        .await
+                        .map(|_| ()),
                 };
                 local.push(t0.elapsed().as_secs_f64() * 1000.0);
                 match result {
@@ -330,7 +402,11 @@ async fn load(args: LoadArgs) -> anyhow::Result<()> {
     let elapsed = started.elapsed().as_secs_f64();
     let mut lat = latencies.lock().map(|l| l.clone()).unwrap_or_default();
     lat.sort_by(|a, b| a.total_cmp(b));
-    let pct = |p: f64| lat.get(((lat.len() as f64 - 1.0) * p).round() as usize).copied().unwrap_or(0.0);
+    let pct = |p: f64| {
+        lat.get(((lat.len() as f64 - 1.0) * p).round() as usize)
+            .copied()
+            .unwrap_or(0.0)
+    };
     let ok = ok.load(Ordering::Relaxed);
     let items = ok * args.items_per_request as u64;
     println!(

@@ -151,6 +151,14 @@ impl Agent {
     /// health endpoint answers 200. The config must enable `health_check` on `ports.health`.
     /// Retries with new ports if one was taken between picking and binding.
     pub fn start(make_config: impl Fn(&Ports, &Path) -> String) -> Agent {
+        Agent::start_with_env(&[], make_config)
+    }
+
+    /// Like `start`, with extra environment variables for the agent process.
+    pub fn start_with_env(
+        env: &[(&str, &str)],
+        make_config: impl Fn(&Ports, &Path) -> String,
+    ) -> Agent {
         let mut last_log = String::new();
         for _attempt in 0..3 {
             let dir = tempfile::tempdir().expect("tempdir");
@@ -162,6 +170,7 @@ impl Agent {
             let child = Command::new(BIN)
                 .arg("--config")
                 .arg(&config_path)
+                .envs(env.iter().copied())
                 .stdin(Stdio::null())
                 .stdout(log.try_clone().expect("clone log handle"))
                 .stderr(log)
@@ -311,4 +320,28 @@ pub fn read_json_lines(path: &Path) -> Vec<serde_json::Value> {
                 .unwrap_or_else(|e| panic!("{} line {}: {e}: {l}", path.display(), i + 1))
         })
         .collect()
+}
+
+/// `n` distinct loopback ports that were free a moment ago (held together, then released).
+pub fn free_ports(n: usize) -> Vec<u16> {
+    let listeners: Vec<TcpListener> = (0..n)
+        .map(|_| TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    listeners
+        .iter()
+        .map(|l| l.local_addr().expect("local addr").port())
+        .collect()
+}
+
+/// A process's resident set size (VmRSS in /proc/<pid>/status), in bytes.
+pub fn rss_bytes(pid: u32) -> Option<u64> {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
+    let kib: u64 = status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmRSS:"))?
+        .split_whitespace()
+        .next()?
+        .parse()
+        .ok()?;
+    Some(kib * 1024)
 }

@@ -2,10 +2,15 @@
 //! OpenTelemetry Python SDK, promtool). Run through ./scripts/test, which installs them.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
+mod backpressure;
 mod cli;
 mod config_example;
+mod delivery;
 mod harness;
 mod otlp_json;
+mod otlp_proto;
+mod otlp_sink;
+mod own_metrics;
 mod promtool;
 mod sdk;
 mod shutdown;

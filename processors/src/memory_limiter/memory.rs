@@ -9,13 +9,24 @@ pub trait MemorySource: Send + Sync {
     fn used_bytes(&self) -> Option<u64>;
 }
 
-/// The resident set size of this process (VmRSS): with no garbage collector, what the
-/// process holds is what it uses.
+/// The resident set size of this process (VmRSS).
 pub struct ProcessRss;
 
 impl MemorySource for ProcessRss {
     fn used_bytes(&self) -> Option<u64> {
         ferrotel_pipeline::telemetry::process_rss_bytes()
+    }
+}
+
+/// What the process holds: the allocator's live heap bytes when it reports them (the figure
+/// upstream reads from Go's heap), else the resident set size. RSS alone would keep memory
+/// the allocator has freed but not yet returned, and could refuse data long after it is gone.
+pub struct ProcessMemory;
+
+impl MemorySource for ProcessMemory {
+    fn used_bytes(&self) -> Option<u64> {
+        ferrotel_pipeline::telemetry::heap_allocated_bytes()
+            .or_else(ferrotel_pipeline::telemetry::process_rss_bytes)
     }
 }
 

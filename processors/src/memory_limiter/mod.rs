@@ -28,7 +28,7 @@ use ferrotel_pipeline::pdata::Signal;
 use ferrotel_pipeline::telemetry::MemoryLimiterMetrics;
 
 pub use config::{Limits, MemoryLimiterConfig};
-pub use memory::{MemorySource, ProcessRss, TotalMemory};
+pub use memory::{MemorySource, ProcessMemory, ProcessRss, TotalMemory};
 
 /// Upstream's refusal message (a retryable error: gRPC UNAVAILABLE, HTTP 503).
 pub const DATA_REFUSED: &str = "data refused due to high memory usage";
@@ -66,7 +66,7 @@ impl ProcessorFactory for MemoryLimiterFactory {
             settings,
             config.check_interval.get(),
             limits,
-            Arc::new(ProcessRss),
+            Arc::new(ProcessMemory),
             signal,
             next,
         )))
