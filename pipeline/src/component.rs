@@ -34,9 +34,13 @@ impl ClientInfo {
 
 /// A batch on its way through the pipelines, with its request context and the delivery
 /// acknowledgements of the requests it came from.
+///
+/// The payload is shared: a fan-out branch or a retried send holds another reference, not a
+/// copy. A stage that edits data calls [`Envelope::payload_mut`], which copies only when
+/// another branch still holds the same batch.
 #[derive(Debug)]
 pub struct Envelope {
-    pub payload: Payload,
+    pub payload: Arc<Payload>,
     pub client: Option<Arc<ClientInfo>>,
     pub acks: Vec<Ack>,
 }
@@ -44,7 +48,7 @@ pub struct Envelope {
 impl Envelope {
     pub fn new(payload: Payload) -> Self {
         Envelope {
-            payload,
+            payload: Arc::new(payload),
             client: None,
             acks: Vec::new(),
         }
@@ -55,8 +59,18 @@ impl Envelope {
         self
     }
 
-    /// A copy for one more branch of a fan-out; the acknowledgements are shared, so the
-    /// sender hears back only when every branch is done.
+    /// The payload to edit in place; copied first only if another holder shares it.
+    pub fn payload_mut(&mut self) -> &mut Payload {
+        Arc::make_mut(&mut self.payload)
+    }
+
+    /// Takes the payload out, copying it only if another holder shares it.
+    pub fn into_payload(self) -> Payload {
+        Arc::unwrap_or_clone(self.payload)
+    }
+
+    /// Another reference for one more branch of a fan-out, or for a retry; the
+    /// acknowledgements are shared, so the sender hears back only when every holder is done.
     pub fn fork(&self) -> Envelope {
         Envelope {
             payload: self.payload.clone(),

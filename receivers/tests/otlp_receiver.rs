@@ -544,7 +544,7 @@ async fn http_protobuf_requests_reach_the_consumer_and_get_protobuf_answers() {
         ExportTraceServiceResponse::decode(&reply.body[..]).unwrap(),
         ExportTraceServiceResponse::default()
     );
-    assert_eq!(single(&r.traces).payload, Payload::from(traces()));
+    assert_eq!(*single(&r.traces).payload, Payload::from(traces()));
 
     let reply = post_body(&r.url("/v1/metrics"), PROTOBUF, metrics().encode_to_vec()).await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -553,7 +553,7 @@ async fn http_protobuf_requests_reach_the_consumer_and_get_protobuf_answers() {
         ExportMetricsServiceResponse::decode(&reply.body[..]).unwrap(),
         ExportMetricsServiceResponse::default()
     );
-    assert_eq!(single(&r.metrics).payload, Payload::from(metrics()));
+    assert_eq!(*single(&r.metrics).payload, Payload::from(metrics()));
 
     let reply = post_body(&r.url("/v1/logs"), PROTOBUF, logs().encode_to_vec()).await;
     assert_eq!(reply.status, StatusCode::OK);
@@ -562,7 +562,7 @@ async fn http_protobuf_requests_reach_the_consumer_and_get_protobuf_answers() {
         ExportLogsServiceResponse::decode(&reply.body[..]).unwrap(),
         ExportLogsServiceResponse::default()
     );
-    assert_eq!(single(&r.logs).payload, Payload::from(logs()));
+    assert_eq!(*single(&r.logs).payload, Payload::from(logs()));
 
     // Each signal went to its own consumer only.
     assert!(r.traces.take().is_empty() && r.metrics.take().is_empty() && r.logs.take().is_empty());
@@ -577,7 +577,7 @@ async fn http_json_requests_reach_the_consumer_and_get_json_answers() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.content_type(), JSON);
     assert_eq!(reply.json(), serde_json::json!({}));
-    assert_eq!(single(&r.traces).payload, Payload::from(traces()));
+    assert_eq!(*single(&r.traces).payload, Payload::from(traces()));
 
     let reply = post_body(
         &r.url("/v1/metrics"),
@@ -588,13 +588,13 @@ async fn http_json_requests_reach_the_consumer_and_get_json_answers() {
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.content_type(), JSON);
     assert_eq!(reply.json(), serde_json::json!({}));
-    assert_eq!(single(&r.metrics).payload, Payload::from(metrics()));
+    assert_eq!(*single(&r.metrics).payload, Payload::from(metrics()));
 
     let reply = post_body(&r.url("/v1/logs"), JSON, json::encode_logs(&logs())).await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.content_type(), JSON);
     assert_eq!(reply.json(), serde_json::json!({}));
-    assert_eq!(single(&r.logs).payload, Payload::from(logs()));
+    assert_eq!(*single(&r.logs).payload, Payload::from(logs()));
     r.stop().await;
 }
 
@@ -610,7 +610,7 @@ async fn http_json_as_sdks_write_it_is_decoded() {
         "attributes":[{"key":"http.status_code","value":{"intValue":"200"}}]}]}]}]}"#;
     let reply = post_body(&r.url("/v1/traces"), JSON, body).await;
     assert_eq!(reply.status, StatusCode::OK, "{}", reply.text());
-    let Payload::Traces(got) = single(&r.traces).payload else {
+    let Payload::Traces(got) = single(&r.traces).into_payload() else {
         panic!("not traces")
     };
     let rs = &got.0.resource_spans[0];
@@ -654,7 +654,7 @@ async fn http_content_type_parameters_are_ignored() {
     .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.content_type(), JSON);
-    assert_eq!(single(&r.traces).payload, Payload::from(traces()));
+    assert_eq!(*single(&r.traces).payload, Payload::from(traces()));
 
     let reply = post_body(
         &r.url("/v1/traces"),
@@ -664,7 +664,7 @@ async fn http_content_type_parameters_are_ignored() {
     .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.content_type(), PROTOBUF);
-    assert_eq!(single(&r.traces).payload, Payload::from(traces()));
+    assert_eq!(*single(&r.traces).payload, Payload::from(traces()));
     r.stop().await;
 }
 
@@ -747,13 +747,13 @@ async fn http_custom_traces_url_path() {
     .await;
     let reply = post_body(&r.url("/custom/spans"), PROTOBUF, traces().encode_to_vec()).await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(single(&r.traces).payload, Payload::from(traces()));
+    assert_eq!(*single(&r.traces).payload, Payload::from(traces()));
     let reply = post_body(&r.url("/v1/traces"), PROTOBUF, traces().encode_to_vec()).await;
     assert_eq!(reply.status, StatusCode::NOT_FOUND);
     // The other signals keep their defaults.
     let reply = post_body(&r.url("/v1/logs"), PROTOBUF, logs().encode_to_vec()).await;
     assert_eq!(reply.status, StatusCode::OK);
-    assert_eq!(single(&r.logs).payload, Payload::from(logs()));
+    assert_eq!(*single(&r.logs).payload, Payload::from(logs()));
     assert!(r.traces.take().is_empty());
     r.stop().await;
 }
@@ -815,7 +815,7 @@ async fn http_compressed_bodies_are_accepted() {
         .await;
         assert_eq!(reply.status, StatusCode::OK, "{encoding}: {:?}", reply.body);
         assert_eq!(
-            single(&r.traces).payload,
+            *single(&r.traces).payload,
             Payload::from(traces()),
             "{encoding}"
         );
@@ -830,7 +830,7 @@ async fn http_compressed_bodies_are_accepted() {
     .await;
     assert_eq!(reply.status, StatusCode::OK);
     assert_eq!(reply.content_type(), JSON);
-    assert_eq!(single(&r.logs).payload, Payload::from(logs()));
+    assert_eq!(*single(&r.logs).payload, Payload::from(logs()));
     r.stop().await;
 }
 
@@ -1019,7 +1019,7 @@ async fn http_consumer_refusals_map_to_status_codes() {
             assert_eq!(reply.header("retry-after"), None, "{error:?}");
         }
         // The data did reach the consumer before it refused.
-        assert_eq!(single(&r.traces).payload, Payload::from(traces()));
+        assert_eq!(*single(&r.traces).payload, Payload::from(traces()));
 
         let reply = post_body(&r.url("/v1/traces"), JSON, json::encode_traces(&traces())).await;
         assert_eq!(reply.status.as_u16(), http_status, "{error:?} JSON");
@@ -1252,7 +1252,7 @@ async fn grpc_exports_every_signal() {
     .unwrap()
     .into_inner();
     assert_eq!(response, ExportTraceServiceResponse::default());
-    assert_eq!(single(&r.traces).payload, Payload::from(traces()));
+    assert_eq!(*single(&r.traces).payload, Payload::from(traces()));
 
     let response = within(
         "metrics",
@@ -1262,14 +1262,14 @@ async fn grpc_exports_every_signal() {
     .unwrap()
     .into_inner();
     assert_eq!(response, ExportMetricsServiceResponse::default());
-    assert_eq!(single(&r.metrics).payload, Payload::from(metrics()));
+    assert_eq!(*single(&r.metrics).payload, Payload::from(metrics()));
 
     let response = within("logs", LogsServiceClient::new(channel).export(logs()))
         .await
         .unwrap()
         .into_inner();
     assert_eq!(response, ExportLogsServiceResponse::default());
-    assert_eq!(single(&r.logs).payload, Payload::from(logs()));
+    assert_eq!(*single(&r.logs).payload, Payload::from(logs()));
     r.stop().await;
 }
 
@@ -1367,7 +1367,7 @@ async fn grpc_message_over_max_recv_msg_size_is_refused_and_the_server_stays_up(
 
     // The same connection and server still work.
     within("export", client.export(traces())).await.unwrap();
-    assert_eq!(single(&r.traces).payload, Payload::from(traces()));
+    assert_eq!(*single(&r.traces).payload, Payload::from(traces()));
     r.stop().await;
 }
 
@@ -1390,7 +1390,7 @@ async fn grpc_compressed_message_inflating_past_the_limit_is_refused() {
     assert_eq!(status.code(), Code::ResourceExhausted, "{status:?}");
     assert!(r.traces.take().is_empty());
     within("export", client.export(traces())).await.unwrap();
-    assert_eq!(single(&r.traces).payload, Payload::from(traces()));
+    assert_eq!(*single(&r.traces).payload, Payload::from(traces()));
     r.stop().await;
 }
 
@@ -1407,7 +1407,7 @@ async fn grpc_compressed_requests_are_accepted() {
             .accept_compressed(encoding);
         within("export", client.export(traces())).await.unwrap();
         assert_eq!(
-            single(&r.traces).payload,
+            *single(&r.traces).payload,
             Payload::from(traces()),
             "{encoding:?}"
         );
@@ -1441,7 +1441,7 @@ async fn grpc_signal_without_consumer_is_unimplemented() {
     within("traces", TraceServiceClient::new(channel).export(traces()))
         .await
         .unwrap();
-    assert_eq!(single(&r.traces).payload, Payload::from(traces()));
+    assert_eq!(*single(&r.traces).payload, Payload::from(traces()));
     r.stop().await;
 }
 

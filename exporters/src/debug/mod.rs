@@ -183,7 +183,7 @@ impl DebugExporter {
 #[async_trait]
 impl Consumer for DebugExporter {
     async fn consume(&self, envelope: Envelope) -> ConsumeResult {
-        let payload = &envelope.payload;
+        let payload: &Payload = &envelope.payload;
         let signal = payload.signal();
         let items = payload.item_count();
         if self.sampler.allow() {

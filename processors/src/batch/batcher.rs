@@ -67,6 +67,8 @@ impl Pending {
     /// Appends an envelope; gives it back if its signal differs from the pending one.
     fn add(&mut self, envelope: Envelope, items: usize) -> Result<(), Envelope> {
         let Envelope { payload, acks, .. } = envelope;
+        // The receiver's batch is not shared, so this takes it without a copy.
+        let payload = Arc::unwrap_or_clone(payload);
         match &mut self.payload {
             None => self.payload = Some(payload),
             Some(pending) => {
@@ -154,8 +156,8 @@ impl Sender {
         let started = Instant::now();
         let mut backoff = RETRY_INITIAL_WAIT;
         loop {
-            // Downstream takes the envelope even when it refuses it, so each attempt gets a
-            // copy and the original stays here for the next attempt.
+            // Downstream takes the envelope even when it refuses it, so each attempt gets
+            // another reference (not a copy) and the batch stays here for the next attempt.
             let error = match shared.next.consume(envelope.fork()).await {
                 Ok(_) => {
                     let m = &shared.metrics;
