@@ -170,6 +170,8 @@ pub struct ConsumeError {
     pub message: String,
     /// How long the sender should wait before retrying, when known.
     pub retry_after: Option<Duration>,
+    /// Some branches of a fan-out took the data: sending it again would duplicate it there.
+    pub partial: bool,
 }
 
 impl ConsumeError {
@@ -178,6 +180,7 @@ impl ConsumeError {
             kind: ErrorKind::Unavailable,
             message: message.into(),
             retry_after: None,
+            partial: false,
         }
     }
 
@@ -186,6 +189,7 @@ impl ConsumeError {
             kind: ErrorKind::ResourceExhausted,
             message: message.into(),
             retry_after: Some(retry_after),
+            partial: false,
         }
     }
 
@@ -194,6 +198,7 @@ impl ConsumeError {
             kind: ErrorKind::Internal,
             message: message.into(),
             retry_after: None,
+            partial: false,
         }
     }
 
@@ -202,6 +207,7 @@ impl ConsumeError {
             kind: ErrorKind::InvalidArgument,
             message: message.into(),
             retry_after: None,
+            partial: false,
         }
     }
 }

@@ -792,3 +792,48 @@ async fn shutdown_bounds_retrying_when_downstream_keeps_refusing() {
     assert_eq!(p.metrics().dropped_items.get(), 4);
     assert_eq!(sink.batches(), 0);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_partly_taken_batch_is_not_sent_again() {
+    let mut partial = ConsumeError::unavailable("exporter b: sending queue is full");
+    partial.partial = true;
+    let sink = Sink::refusing(partial);
+    let p = start("send_batch_size: 4\ntimeout: 1s", sink.clone()).await;
+    let (a, ack) = with_ack(spans(4));
+    p.consume(a).await.unwrap();
+    assert!(ack.await.unwrap().is_err(), "the loss shows on the ack");
+    assert_eq!(
+        sink.attempts(),
+        1,
+        "resending would duplicate it at the exporters that took it"
+    );
+    assert_eq!(p.metrics().dropped_items.get(), 4);
+    p.processor.shutdown().await.unwrap();
+}
+
+/// A downstream that never answers (a blocking queue in front of a dead destination).
+struct Stuck;
+
+#[async_trait]
+impl Consumer for Stuck {
+    async fn consume(&self, _envelope: Envelope) -> ConsumeResult {
+        std::future::pending().await
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn shutdown_is_bounded_when_downstream_never_answers() {
+    let p = start("send_batch_size: 2\ntimeout: 1s", Arc::new(Stuck)).await;
+    let (a, ack) = with_ack(spans(2));
+    p.consume(a).await.unwrap();
+    idle(Duration::from_millis(50)).await;
+    let t0 = tokio::time::Instant::now();
+    p.processor.shutdown().await.unwrap();
+    assert!(
+        t0.elapsed() <= SHUTDOWN_RETRY_BUDGET + Duration::from_secs(1),
+        "{:?}",
+        t0.elapsed()
+    );
+    assert!(ack.await.unwrap().is_err());
+    assert_eq!(p.metrics().dropped_items.get(), 2);
+}

@@ -186,7 +186,13 @@ fn parse_http_date(text: &str) -> Option<SystemTime> {
     if !matches!(parts.next()?, "GMT" | "UTC" | "UT") || parts.next().is_some() {
         return None;
     }
-    if !(1..=31).contains(&day) || hour > 23 || minute > 59 || second > 60 {
+    // A year outside this range is no real retry time, and would overflow the arithmetic.
+    if !(1970..=9999).contains(&year)
+        || !(1..=31).contains(&day)
+        || hour > 23
+        || minute > 59
+        || second > 60
+    {
         return None;
     }
     let days = days_from_civil(year, month, day);
@@ -209,6 +215,17 @@ fn days_from_civil(year: i64, month: u32, day: u32) -> i64 {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn absurd_retry_after_dates_are_ignored() {
+        for text in [
+            "Mon, 01 Jan 99999999999999 00:00:00 GMT",
+            "Mon, 01 Jan -99999999999999 00:00:00 GMT",
+            "Mon, 01 Jan 1969 00:00:00 GMT",
+        ] {
+            assert_eq!(parse_http_date(text), None, "{text}");
+        }
+    }
 
     #[test]
     fn retry_after_reads_seconds_and_dates() {

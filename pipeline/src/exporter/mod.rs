@@ -119,7 +119,10 @@ impl<S: Sender> QueuedExporter<S> {
             metrics
                 .queue_capacity
                 .set(i64::try_from(settings.queue.queue_size).unwrap_or(i64::MAX));
-            Some(Arc::new(Queue::new(settings.queue.queue_size)))
+            Some(Arc::new(Queue::new(
+                settings.queue.queue_size,
+                metrics.queue_size.clone(),
+            )))
         } else {
             None
         };
@@ -163,9 +166,11 @@ impl<S: Sender> Inner<S> {
     async fn deliver(&self, envelope: &Envelope) -> ConsumeResult {
         let signal = envelope.payload.signal();
         let items = envelope.payload.item_count();
-        self.metrics.in_flight_requests.inc();
-        let result = self.attempts(envelope).await;
-        self.metrics.in_flight_requests.dec();
+        let result = {
+            // A guard, so a caller that gives up (a client disconnecting) still decrements.
+            let _in_flight = InFlight::new(&self.metrics.in_flight_requests);
+            self.attempts(envelope).await
+        };
         match &result {
             Ok(accepted) => {
                 let rejected = usize::try_from(accepted.rejected_items)
@@ -200,16 +205,25 @@ impl<S: Sender> Inner<S> {
         let mut backoff = Backoff::new(retry);
         let started = tokio::time::Instant::now();
         loop {
-            let attempt = self.sender.send(&request);
-            let outcome = if self.settings.timeout.is_zero() {
-                attempt.await
-            } else {
-                match tokio::time::timeout(self.settings.timeout, attempt).await {
-                    Ok(outcome) => outcome,
-                    Err(_) => Err(ExportError::retryable(format!(
-                        "request timed out after {:?}",
-                        self.settings.timeout
-                    ))),
+            let attempt = async {
+                let attempt = self.sender.send(&request);
+                if self.settings.timeout.is_zero() {
+                    attempt.await
+                } else {
+                    match tokio::time::timeout(self.settings.timeout, attempt).await {
+                        Ok(outcome) => outcome,
+                        Err(_) => Err(ExportError::retryable(format!(
+                            "request timed out after {:?}",
+                            self.settings.timeout
+                        ))),
+                    }
+                }
+            };
+            // The shutdown deadline cuts an attempt short too, not only the waits between.
+            let outcome = tokio::select! {
+                outcome = attempt => outcome,
+                _ = self.abort.cancelled() => {
+                    return Err(self.dropped(items, kind, "the shutdown deadline passed while sending"));
                 }
             };
             match outcome {
@@ -284,12 +298,7 @@ impl<S: Sender> Consumer for QueuedExporter<S> {
             done,
         };
         match queue.push(item, self.inner.settings.queue.blocks()).await {
-            Ok(used) => {
-                self.inner
-                    .metrics
-                    .queue_size
-                    .set(i64::try_from(used).unwrap_or(i64::MAX));
-            }
+            Ok(()) => {}
             Err((item, reason)) => {
                 self.inner.metrics.enqueue_failed.add(signal, items);
                 let message = match reason {
@@ -332,19 +341,9 @@ impl<S: Sender> Component for QueuedExporter<S> {
             let queue = queue.clone();
             let inner = self.inner.clone();
             workers.push(tokio::spawn(async move {
-                while let Some((item, used)) = queue.pop().await {
-                    inner
-                        .metrics
-                        .queue_size
-                        .set(i64::try_from(used).unwrap_or(i64::MAX));
+                while let Some(item) = queue.pop().await {
                     let result = inner.deliver(&item.envelope).await;
-                    if let Err(err) = &result {
-                        // The sender was answered when the batch was queued: the acks carry the loss.
-                        item.envelope.fail(err);
-                    }
-                    if let Some(done) = item.done {
-                        let _ = done.send(result);
-                    }
+                    finish(item, result);
                 }
             }));
         }
@@ -357,6 +356,12 @@ impl<S: Sender> Component for QueuedExporter<S> {
     async fn shutdown(&self) -> Result<(), ComponentError> {
         if let Some(queue) = &self.queue {
             queue.close();
+            // Whatever happens to this future (finished, or dropped at the service's own
+            // deadline), what could not be sent is counted and its acks failed.
+            let _leftovers = Leftovers {
+                inner: &self.inner,
+                queue,
+            };
             let workers: Vec<JoinHandle<()>> = match self.workers.lock() {
                 Ok(mut w) => w.drain(..).collect(),
                 Err(_) => Vec::new(),
@@ -367,14 +372,76 @@ impl<S: Sender> Component for QueuedExporter<S> {
                 .await
                 .is_err()
             {
-                let left = queue.used();
-                warn!(exporter = %self.inner.id, queued = left, "The sending queue did not drain in time; dropping what is left");
+                warn!(exporter = %self.inner.id, queued = queue.used(), "The sending queue did not drain in time; dropping what is left");
                 self.inner.abort.cancel();
                 let _ = tokio::time::timeout(Duration::from_secs(2), all).await;
             }
         }
         self.inner.sender.shutdown().await;
         Ok(())
+    }
+}
+
+/// Answers a queued batch's waiting sender, or (when nobody waits) records a loss on its acks.
+fn finish(item: Queued, result: ConsumeResult) {
+    match item.done {
+        // The sender waits: it owns the outcome, acks included.
+        Some(done) => {
+            if let Err(Err(err)) = done.send(result) {
+                item.envelope.fail(&err);
+            }
+        }
+        // The sender was answered when the batch was queued: the acks carry the loss.
+        None => {
+            if let Err(err) = &result {
+                item.envelope.fail(err);
+            }
+        }
+    }
+}
+
+/// Keeps `otelcol_exporter_in_flight_requests` right however an attempt ends.
+struct InFlight<'a>(&'a prometheus::IntGauge);
+
+impl<'a> InFlight<'a> {
+    fn new(gauge: &'a prometheus::IntGauge) -> Self {
+        gauge.inc();
+        InFlight(gauge)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.dec();
+    }
+}
+
+/// At the end of shutdown: stops every retry and counts what is still queued as dropped.
+struct Leftovers<'a, S: Sender> {
+    inner: &'a Arc<Inner<S>>,
+    queue: &'a Queue,
+}
+
+impl<S: Sender> Drop for Leftovers<'_, S> {
+    fn drop(&mut self) {
+        self.inner.abort.cancel();
+        let left = self.queue.drain_all();
+        if left.is_empty() {
+            return;
+        }
+        let mut dropped = 0usize;
+        let err = ConsumeError::unavailable(format!(
+            "exporter {}: dropped at shutdown before it was sent",
+            self.inner.id
+        ));
+        for item in left {
+            let signal = item.envelope.payload.signal();
+            let items = item.envelope.payload.item_count();
+            self.inner.metrics.send_failed.add(signal, items);
+            dropped += items;
+            finish(item, Err(err.clone()));
+        }
+        error!(exporter = %self.inner.id, dropped_items = dropped, "Dropping data still queued at shutdown");
     }
 }
 

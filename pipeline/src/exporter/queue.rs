@@ -29,13 +29,16 @@ struct State {
 pub(crate) struct Queue {
     state: Mutex<State>,
     capacity: u64,
+    /// `otelcol_exporter_queue_size`, set under the lock so it never shows a stale value.
+    gauge: prometheus::IntGauge,
     not_empty: Notify,
     not_full: Notify,
 }
 
 impl Queue {
-    pub fn new(capacity: u64) -> Self {
+    pub fn new(capacity: u64, gauge: prometheus::IntGauge) -> Self {
         Queue {
+            gauge,
             state: Mutex::new(State {
                 items: VecDeque::new(),
                 used: 0,
@@ -52,8 +55,12 @@ impl Queue {
         self.state.lock().map(|s| s.used).unwrap_or(0)
     }
 
+    fn publish(&self, used: u64) {
+        self.gauge.set(i64::try_from(used).unwrap_or(i64::MAX));
+    }
+
     /// Adds an item, or hands it back when there is no room (or the queue is closed).
-    fn try_push(&self, item: Queued) -> Result<u64, (Queued, PushError)> {
+    fn try_push(&self, item: Queued) -> Result<(), (Queued, PushError)> {
         if item.size > self.capacity {
             return Err((item, PushError::TooLarge));
         }
@@ -68,20 +75,20 @@ impl Queue {
         }
         state.used += item.size;
         state.items.push_back(item);
-        let used = state.used;
+        self.publish(state.used);
         drop(state);
         self.not_empty.notify_one();
-        Ok(used)
+        Ok(())
     }
 
     /// Adds an item; with `block`, waits for room instead of failing when full.
-    pub async fn push(&self, mut item: Queued, block: bool) -> Result<u64, (Queued, PushError)> {
+    pub async fn push(&self, mut item: Queued, block: bool) -> Result<(), (Queued, PushError)> {
         loop {
             let room = self.not_full.notified();
             tokio::pin!(room);
             room.as_mut().enable();
             match self.try_push(item) {
-                Ok(used) => return Ok(used),
+                Ok(()) => return Ok(()),
                 Err((back, PushError::Full)) if block => item = back,
                 Err(err) => return Err(err),
             }
@@ -90,7 +97,7 @@ impl Queue {
     }
 
     /// The next item; `None` once the queue is closed and empty.
-    pub async fn pop(&self) -> Option<(Queued, u64)> {
+    pub async fn pop(&self) -> Option<Queued> {
         loop {
             let more = self.not_empty.notified();
             tokio::pin!(more);
@@ -101,10 +108,10 @@ impl Queue {
                 };
                 if let Some(item) = state.items.pop_front() {
                     state.used -= item.size;
-                    let used = state.used;
+                    self.publish(state.used);
                     drop(state);
                     self.not_full.notify_waiters();
-                    return Some((item, used));
+                    return Some(item);
                 }
                 if state.closed {
                     return None;
@@ -112,6 +119,16 @@ impl Queue {
             }
             more.await;
         }
+    }
+
+    /// Takes everything still queued (at the end of shutdown).
+    pub fn drain_all(&self) -> Vec<Queued> {
+        let Ok(mut state) = self.state.lock() else {
+            return Vec::new();
+        };
+        state.used = 0;
+        self.publish(0);
+        state.items.drain(..).collect()
     }
 
     /// No more pushes; consumers drain what is left, then get `None`.

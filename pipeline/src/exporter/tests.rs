@@ -369,3 +369,87 @@ async fn a_slow_destination_times_out_and_is_retried() {
     );
     assert!(sender.attempts.lock().unwrap().len() >= 2);
 }
+
+#[tokio::test(start_paused = true)]
+async fn a_send_in_progress_is_cut_short_by_the_shutdown_deadline() {
+    // The destination never answers and attempts have no timeout of their own.
+    let sender = Arc::new(Scripted::new(vec![], false));
+    let mut s = settings(true);
+    s.timeout = Duration::ZERO;
+    let (exporter, telemetry) = started(s, sender.clone()).await;
+    let (ack, rx) = Ack::new();
+    let mut env = spans(3);
+    env.acks.push(ack);
+    exporter.consume(env).await.unwrap();
+    exporter.consume(spans(4)).await.unwrap();
+    exporter.consume(spans(5)).await.unwrap();
+    let t0 = tokio::time::Instant::now();
+    exporter.shutdown().await.unwrap();
+    assert!(t0.elapsed() < DRAIN_DEADLINE + Duration::from_secs(3));
+    assert_eq!(
+        metric(&telemetry, "otelcol_exporter_send_failed_spans"),
+        12,
+        "in flight and queued are all counted"
+    );
+    assert_eq!(metric(&telemetry, "otelcol_exporter_in_flight_requests"), 0);
+    assert_eq!(metric(&telemetry, "otelcol_exporter_queue_size"), 0);
+    assert!(rx.await.unwrap().is_err());
+}
+
+#[tokio::test(start_paused = true)]
+async fn leftovers_are_counted_when_the_service_stops_waiting() {
+    let sender = Arc::new(Scripted::new(vec![], false));
+    let mut s = settings(true);
+    s.timeout = Duration::ZERO;
+    let (exporter, telemetry) = started(s, sender.clone()).await;
+    let mut acks = Vec::new();
+    for _ in 0..6 {
+        let (ack, rx) = Ack::new();
+        let mut env = spans(1);
+        env.acks.push(ack);
+        exporter.consume(env).await.unwrap();
+        acks.push(rx);
+        tokio::task::yield_now().await;
+    }
+    // The service's own deadline ends the wait long before the exporter's drain deadline.
+    let cut = tokio::time::timeout(Duration::from_secs(1), exporter.shutdown()).await;
+    assert!(cut.is_err());
+    // Queued items are counted at once; the two in flight when their workers see the abort.
+    for _ in 0..10 {
+        tokio::task::yield_now().await;
+    }
+    assert_eq!(metric(&telemetry, "otelcol_exporter_send_failed_spans"), 6);
+    for rx in acks {
+        assert!(rx.await.unwrap().is_err(), "every ack reports the loss");
+    }
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_waiting_sender_owns_the_outcome_and_its_acks() {
+    let mut s = settings(true);
+    s.queue.wait_for_result = true;
+    s.retry.enabled = false;
+    let sender = Arc::new(Scripted::new(
+        vec![Err(ExportError::retryable("503"))],
+        true,
+    ));
+    let (exporter, _t) = started(s, sender.clone()).await;
+    let (ack, rx) = Ack::new();
+    let mut env = spans(2);
+    env.acks.push(ack.clone());
+    assert!(exporter.consume(env).await.is_err());
+    // The caller retries and succeeds: the ack must report success.
+    let mut again = spans(2);
+    again.acks.push(ack);
+    exporter.consume(again).await.unwrap();
+    assert_eq!(rx.await.unwrap(), Ok(()));
+}
+
+#[tokio::test(start_paused = true)]
+async fn in_flight_is_right_when_a_caller_gives_up() {
+    let sender = Arc::new(Scripted::new(vec![], false));
+    let (exporter, telemetry) = started(settings(false), sender.clone()).await;
+    let gave_up = tokio::time::timeout(Duration::from_secs(1), exporter.consume(spans(1))).await;
+    assert!(gave_up.is_err());
+    assert_eq!(metric(&telemetry, "otelcol_exporter_in_flight_requests"), 0);
+}

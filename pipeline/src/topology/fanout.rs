@@ -30,22 +30,33 @@ impl Consumer for FanOut {
         };
         let mut accepted = Accepted::default();
         let mut first_error = None;
+        let mut any_taken = false;
         for consumer in rest {
             match consumer.consume(envelope.fork()).await {
-                Ok(a) => accepted.combine(a),
+                Ok(a) => {
+                    any_taken = true;
+                    accepted.combine(a);
+                }
                 Err(err) => {
                     first_error.get_or_insert(err);
                 }
             }
         }
         match last.consume(envelope).await {
-            Ok(a) => accepted.combine(a),
+            Ok(a) => {
+                any_taken = true;
+                accepted.combine(a);
+            }
             Err(err) => {
                 first_error.get_or_insert(err);
             }
         }
         match first_error {
-            Some(err) => Err(err),
+            Some(mut err) => {
+                // A stage that retries must not resend to the branches that took it.
+                err.partial |= any_taken;
+                Err(err)
+            }
             None => Ok(accepted),
         }
     }

@@ -361,34 +361,49 @@ impl Service {
     }
 
     /// Stops receivers first, then processors (which flush), then exporters (which drain),
-    /// then extensions. Each stage gets what remains of `deadline`.
+    /// then extensions. Receivers, exporters and extensions stop all at once within their
+    /// stage; processors and connectors one after another, upstream first, so each flushes
+    /// into a stage that is still running. Everything shares the one `deadline`.
     pub async fn shutdown(&self, deadline: Duration) {
         self.status.send_replace(ServiceStatus::Stopping);
         let until = tokio::time::Instant::now() + deadline;
-        // Reverse start order, but extensions (started first) stop last.
-        let mut order: Vec<&Node> = self
+        let of = |kind: Kind| -> Vec<&Node> {
+            self.nodes.iter().filter(|n| n.kind == kind).rev().collect()
+        };
+        let middle: Vec<&Node> = self
             .nodes
             .iter()
-            .filter(|n| n.kind != Kind::Extension)
+            .filter(|n| matches!(n.kind, Kind::Processor | Kind::Connector))
             .rev()
             .collect();
-        order.extend(
-            self.nodes
-                .iter()
-                .filter(|n| n.kind == Kind::Extension)
-                .rev(),
-        );
-        for node in order {
-            let span = tracing::info_span!("shutdown", kind = node.kind.as_str(), id = %node.label);
-            match tokio::time::timeout_at(until, node.component.shutdown().instrument(span)).await {
-                Ok(Ok(())) => {}
-                Ok(Err(err)) => {
-                    error!(kind = node.kind.as_str(), id = %node.label, error = %err, "Failed to shut down cleanly")
-                }
-                Err(_) => {
-                    warn!(kind = node.kind.as_str(), id = %node.label, "Shutdown deadline passed before this component finished")
+        let stages: [(Vec<&Node>, bool); 4] = [
+            (of(Kind::Receiver), true),
+            (middle, false),
+            (of(Kind::Exporter), true),
+            (of(Kind::Extension), true),
+        ];
+        for (nodes, together) in stages {
+            if together {
+                let all = futures::future::join_all(nodes.iter().map(|n| stop(n, until)));
+                all.await;
+            } else {
+                for node in nodes {
+                    stop(node, until).await;
                 }
             }
+        }
+    }
+}
+
+async fn stop(node: &Node, until: tokio::time::Instant) {
+    let span = tracing::info_span!("shutdown", kind = node.kind.as_str(), id = %node.label);
+    match tokio::time::timeout_at(until, node.component.shutdown().instrument(span)).await {
+        Ok(Ok(())) => {}
+        Ok(Err(err)) => {
+            error!(kind = node.kind.as_str(), id = %node.label, error = %err, "Failed to shut down cleanly")
+        }
+        Err(_) => {
+            warn!(kind = node.kind.as_str(), id = %node.label, "Shutdown deadline passed before this component finished")
         }
     }
 }

@@ -359,3 +359,36 @@ service:
     );
     service.shutdown(Duration::from_secs(5)).await;
 }
+
+#[tokio::test]
+async fn a_partly_taken_fan_out_says_so() {
+    let (service, world) = build(
+        "
+receivers: {recv: {}}
+exporters: {exp/ok: {}, exp/no: {refuse: true}}
+service:
+  pipelines:
+    traces: {receivers: [recv], exporters: [exp/ok, exp/no]}
+",
+    );
+    service.start().await.unwrap();
+    let r = world
+        .receivers
+        .lock()
+        .unwrap()
+        .get("recv")
+        .cloned()
+        .unwrap();
+    let err = r
+        .traces
+        .as_ref()
+        .unwrap()
+        .consume(spans(1))
+        .await
+        .unwrap_err();
+    assert!(
+        err.partial,
+        "one branch took it: resending would duplicate it there"
+    );
+    service.shutdown(Duration::from_secs(5)).await;
+}

@@ -145,6 +145,25 @@ impl Sender {
         }
     }
 
+    /// One hand-off downstream. It can wait (a blocking queue downstream), so once shutdown
+    /// begins it is bounded by the shutdown deadline; `None` when that deadline cut it short.
+    async fn attempt(
+        &mut self,
+        shared: &Shared,
+        envelope: &Envelope,
+    ) -> Option<Result<ferrotel_pipeline::component::Accepted, ConsumeError>> {
+        let attempt = shared.next.consume(envelope.fork());
+        tokio::pin!(attempt);
+        if self.shutdown_deadline.is_none() {
+            tokio::select! {
+                outcome = &mut attempt => return Some(outcome),
+                _ = self.stop.cancelled() => self.begin_shutdown(),
+            }
+        }
+        let deadline = self.shutdown_deadline.unwrap_or_else(Instant::now);
+        tokio::time::timeout_at(deadline, attempt).await.ok()
+    }
+
     async fn send(&mut self, envelope: Envelope, trigger: Trigger) {
         let shared = self.shared.clone();
         let items = envelope.payload.item_count();
@@ -158,7 +177,22 @@ impl Sender {
         loop {
             // Downstream takes the envelope even when it refuses it, so each attempt gets
             // another reference (not a copy) and the batch stays here for the next attempt.
-            let error = match shared.next.consume(envelope.fork()).await {
+            let outcome = match self.attempt(&shared, &envelope).await {
+                Some(outcome) => outcome,
+                None => {
+                    let error = ConsumeError::unavailable(
+                        "the shutdown deadline passed while downstream was taking the batch",
+                    );
+                    shared.drop_batch(
+                        &envelope,
+                        items,
+                        &error,
+                        "the shutdown deadline passed while downstream was taking it",
+                    );
+                    return;
+                }
+            };
+            let error = match outcome {
                 Ok(_) => {
                     let m = &shared.metrics;
                     m.send_size.observe(items as f64);
@@ -175,6 +209,16 @@ impl Sender {
             };
             if !error.kind.is_retryable() {
                 shared.drop_batch(&envelope, items, &error, "downstream refused it for good");
+                return;
+            }
+            if error.partial {
+                // Some exporters took it: sending it again would duplicate it there.
+                shared.drop_batch(
+                    &envelope,
+                    items,
+                    &error,
+                    "some of the exporters refused it while others took it",
+                );
                 return;
             }
             let mut give_up_at = started + RETRY_BUDGET;
