@@ -3,6 +3,7 @@
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
 mod backpressure;
+mod bench_smoke;
 mod cli;
 mod config_example;
 mod delivery;
