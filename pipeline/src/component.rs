@@ -236,6 +236,14 @@ pub type ConsumeResult = Result<Accepted, ConsumeError>;
 #[async_trait]
 pub trait Consumer: Send + Sync {
     async fn consume(&self, envelope: Envelope) -> ConsumeResult;
+
+    /// Whether this stage, and every stage after it, can take a batch still in its protobuf
+    /// encoding ([`crate::pdata::Encoded`]) without looking inside. A receiver keeps requests
+    /// encoded only when its consumer says so; a stage that reads or edits the data keeps the
+    /// default.
+    fn accepts_encoded(&self) -> bool {
+        false
+    }
 }
 
 /// The lifecycle every component has. `start` runs before data flows (exporters first,

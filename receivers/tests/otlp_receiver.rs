@@ -69,6 +69,8 @@ async fn within<F: Future>(what: &str, f: F) -> F::Output {
 struct Recorder {
     got: Mutex<Vec<Envelope>>,
     answer: Mutex<Option<ConsumeResult>>,
+    /// Takes batches still encoded, as a pipeline of only pass-through stages does.
+    encoded: AtomicBool,
 }
 
 impl Recorder {
@@ -90,6 +92,10 @@ impl Consumer for Recorder {
             .unwrap()
             .clone()
             .unwrap_or_else(|| Ok(Accepted::default()))
+    }
+
+    fn accepts_encoded(&self) -> bool {
+        self.encoded.load(Ordering::Relaxed)
     }
 }
 
@@ -1518,6 +1524,190 @@ async fn counters_track_accepted_and_refused_items() {
     );
     assert_eq!(sample(&text, "otelcol_receiver_accepted_spans", &grpc), 0);
     r.stop().await;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Pass-through: requests kept encoded when every stage downstream takes them so
+
+fn pass_through(r: &Receiver) {
+    for recorder in [&r.traces, &r.metrics, &r.logs] {
+        recorder.encoded.store(true, Ordering::Relaxed);
+    }
+}
+
+/// The one envelope recorded, which must still be encoded, and the request it holds.
+fn encoded_request(recorder: &Recorder) -> (usize, Vec<u8>) {
+    let got = recorder.take();
+    assert_eq!(got.len(), 1);
+    match &*got[0].payload {
+        Payload::Encoded(e) => (e.item_count(), e.to_vec()),
+        other => panic!("expected an encoded batch, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn pass_through_keeps_requests_encoded_over_grpc_and_http() {
+    let r = start(Options::default()).await;
+    pass_through(&r);
+    let channel = r.channel().await;
+    within(
+        "traces",
+        TraceServiceClient::new(channel.clone()).export(traces()),
+    )
+    .await
+    .unwrap();
+    let (items, bytes) = encoded_request(&r.traces);
+    assert_eq!(items, 3);
+    assert_eq!(
+        ExportTraceServiceRequest::decode(&bytes[..]).unwrap(),
+        traces()
+    );
+    within(
+        "metrics",
+        MetricsServiceClient::new(channel.clone())
+            .send_compressed(CompressionEncoding::Gzip)
+            .export(metrics()),
+    )
+    .await
+    .unwrap();
+    let (items, bytes) = encoded_request(&r.metrics);
+    assert_eq!(items, 3);
+    assert_eq!(
+        ExportMetricsServiceRequest::decode(&bytes[..]).unwrap(),
+        metrics()
+    );
+    within("logs", LogsServiceClient::new(channel).export(logs()))
+        .await
+        .unwrap();
+    let (items, bytes) = encoded_request(&r.logs);
+    assert_eq!(items, 2);
+    assert_eq!(
+        ExportLogsServiceRequest::decode(&bytes[..]).unwrap(),
+        logs()
+    );
+
+    let reply = post_body(&r.url("/v1/traces"), PROTOBUF, traces().encode_to_vec()).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let (_, bytes) = encoded_request(&r.traces);
+    assert_eq!(bytes, traces().encode_to_vec());
+    // JSON is decoded whatever the pipeline takes.
+    let reply = post_body(&r.url("/v1/logs"), JSON, json::encode_logs(&logs())).await;
+    assert_eq!(reply.status, StatusCode::OK);
+    let got = r.logs.take();
+    assert!(matches!(&*got[0].payload, Payload::Logs(_)));
+
+    let text = r.telemetry.render();
+    let grpc = ["receiver=\"otlp\"", "transport=\"grpc\""];
+    assert_eq!(sample(&text, "otelcol_receiver_accepted_spans", &grpc), 3);
+    assert_eq!(
+        sample(&text, "otelcol_receiver_accepted_metric_points", &grpc),
+        3
+    );
+    assert_eq!(
+        sample(&text, "otelcol_receiver_accepted_log_records", &grpc),
+        2
+    );
+    r.stop().await;
+}
+
+/// A request whose span name is not UTF-8: prost refuses it, and so must a receiver that
+/// does not decode, or the bad span would spoil every batch it is spliced into.
+fn traces_with_bad_utf8() -> Vec<u8> {
+    let mut request = traces();
+    request.resource_spans[0].scope_spans[0].spans[0].name = "\u{7f}bad".into();
+    let mut bytes = request.encode_to_vec();
+    let at = bytes.iter().position(|&b| b == 0x7f).unwrap();
+    bytes[at] = 0xc3;
+    assert!(ExportTraceServiceRequest::decode(&bytes[..]).is_err());
+    bytes
+}
+
+#[tokio::test]
+async fn malformed_requests_are_refused_whether_decoded_or_passed_through() {
+    let r = start(Options::default()).await;
+    for encoded in [false, true] {
+        r.traces.encoded.store(encoded, Ordering::Relaxed);
+        let reply = post_body(&r.url("/v1/traces"), PROTOBUF, traces_with_bad_utf8()).await;
+        assert_eq!(reply.status, StatusCode::BAD_REQUEST, "encoded: {encoded}");
+        let status = rpc::Status::decode(&reply.body[..]).unwrap();
+        assert_eq!(status.code, rpc::code::INVALID_ARGUMENT);
+        assert!(
+            status
+                .message
+                .starts_with("failed to unmarshal request body:")
+                && status.message.contains("UTF-8"),
+            "{}",
+            status.message
+        );
+
+        // Over gRPC, the raw bytes through a client that does not encode them itself.
+        let mut grpc = tonic::client::Grpc::new(r.channel().await);
+        grpc.ready().await.unwrap();
+        let status = within(
+            "export",
+            grpc.unary(
+                tonic::Request::new(Bytes::from(traces_with_bad_utf8())),
+                http::uri::PathAndQuery::from_static(
+                    "/opentelemetry.proto.collector.trace.v1.TraceService/Export",
+                ),
+                RawBytes,
+            ),
+        )
+        .await
+        .unwrap_err();
+        assert_eq!(status.code(), Code::Internal, "encoded: {encoded}");
+        assert!(status.message().contains("UTF-8"), "{}", status.message());
+        assert!(r.traces.take().is_empty());
+    }
+    r.stop().await;
+}
+
+/// A client codec that sends bytes as they are and reads the answer as bytes.
+#[derive(Clone, Copy)]
+struct RawBytes;
+
+impl tonic::codec::Codec for RawBytes {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = RawBytes;
+    type Decoder = RawBytes;
+
+    fn encoder(&mut self) -> RawBytes {
+        RawBytes
+    }
+
+    fn decoder(&mut self) -> RawBytes {
+        RawBytes
+    }
+}
+
+impl tonic::codec::Encoder for RawBytes {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn encode(
+        &mut self,
+        item: Bytes,
+        dst: &mut tonic::codec::EncodeBuf<'_>,
+    ) -> Result<(), tonic::Status> {
+        use bytes::BufMut;
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl tonic::codec::Decoder for RawBytes {
+    type Item = Bytes;
+    type Error = tonic::Status;
+
+    fn decode(
+        &mut self,
+        src: &mut tonic::codec::DecodeBuf<'_>,
+    ) -> Result<Option<Bytes>, tonic::Status> {
+        use bytes::Buf;
+        let len = src.remaining();
+        Ok(Some(src.copy_to_bytes(len)))
+    }
 }
 
 // ---------------------------------------------------------------------------------------------

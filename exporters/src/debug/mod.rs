@@ -13,8 +13,8 @@ use serde::Deserialize;
 use tracing::info;
 
 use ferrotel_pipeline::component::{
-    config_as, Accepted, Component, ComponentConfig, ComponentError, ConsumeResult, Consumer,
-    ConsumerComponent, CreateSettings, Envelope,
+    config_as, Accepted, Component, ComponentConfig, ComponentError, ConsumeError, ConsumeResult,
+    Consumer, ConsumerComponent, CreateSettings, Envelope,
 };
 use ferrotel_pipeline::config::decode::DecodeError;
 use ferrotel_pipeline::config::value::Value;
@@ -183,10 +183,19 @@ impl DebugExporter {
 #[async_trait]
 impl Consumer for DebugExporter {
     async fn consume(&self, envelope: Envelope) -> ConsumeResult {
-        let payload: &Payload = &envelope.payload;
-        let signal = payload.signal();
-        let items = payload.item_count();
+        let signal = envelope.payload.signal();
+        let items = envelope.payload.item_count();
         if self.sampler.allow() {
+            // Only a pipeline that reaches no debug exporter carries encoded batches; one that
+            // still arrives here is shown decoded.
+            let payload = match envelope.payload.decoded() {
+                Ok(p) => p,
+                Err(err) => {
+                    self.metrics.send_failed.add(signal, items);
+                    return Err(ConsumeError::permanent(err.to_string()));
+                }
+            };
+            let payload: &Payload = &payload;
             let summary = match payload {
                 Payload::Traces(t) => format!(
                     "Traces: resource spans: {}, spans: {}",
@@ -204,6 +213,7 @@ impl Consumer for DebugExporter {
                     l.0.resource_logs.len(),
                     items
                 ),
+                Payload::Encoded(_) => format!("{signal}: {items} items"),
             };
             let body = match (self.config.verbosity, payload) {
                 (Verbosity::Basic, _) => None,
@@ -213,6 +223,7 @@ impl Consumer for DebugExporter {
                 (Verbosity::Detailed, Payload::Traces(t)) => Some(text::traces_detailed(t)),
                 (Verbosity::Detailed, Payload::Metrics(m)) => Some(text::metrics_detailed(m)),
                 (Verbosity::Detailed, Payload::Logs(l)) => Some(text::logs_detailed(l)),
+                (_, Payload::Encoded(_)) => None,
             };
             self.emit(summary, body);
         }

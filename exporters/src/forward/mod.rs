@@ -62,6 +62,10 @@ impl Consumer for Forward {
     async fn consume(&self, envelope: Envelope) -> ConsumeResult {
         self.next.consume(envelope).await
     }
+
+    fn accepts_encoded(&self) -> bool {
+        self.next.accepts_encoded()
+    }
 }
 
 #[async_trait]

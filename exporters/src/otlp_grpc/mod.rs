@@ -245,8 +245,12 @@ impl Sender for GrpcSender {
     fn prepare(&self, payload: &Payload) -> Result<GrpcRequest, ExportError> {
         Ok(GrpcRequest {
             signal: payload.signal(),
-            body: Bytes::from(payload.to_protobuf()),
+            body: payload.to_protobuf_bytes(),
         })
+    }
+
+    fn accepts_encoded(&self) -> bool {
+        true
     }
 
     async fn send(&self, request: &GrpcRequest) -> Result<Sent, ExportError> {

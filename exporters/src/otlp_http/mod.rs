@@ -262,6 +262,10 @@ impl Sender for HttpSender {
         })
     }
 
+    fn accepts_encoded(&self) -> bool {
+        self.config.encoding == Encoding::Proto
+    }
+
     async fn send(&self, request: &HttpRequest) -> Result<Sent, ExportError> {
         let client = self.client()?;
         let _permit = match &self.limit {

@@ -78,6 +78,12 @@ pub trait Sender: Send + Sync + 'static {
     /// One attempt.
     async fn send(&self, request: &Self::Request) -> Result<Sent, ExportError>;
 
+    /// Whether [`Sender::prepare`] takes batches still encoded as protobuf without decoding
+    /// them (see [`crate::component::Consumer::accepts_encoded`]).
+    fn accepts_encoded(&self) -> bool {
+        false
+    }
+
     async fn start(&self) -> Result<(), ComponentError> {
         Ok(())
     }
@@ -326,6 +332,10 @@ impl<S: Sender> Consumer for QueuedExporter<S> {
             }),
             None => Ok(Accepted::default()),
         }
+    }
+
+    fn accepts_encoded(&self) -> bool {
+        self.inner.sender.accepts_encoded()
     }
 }
 

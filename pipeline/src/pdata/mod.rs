@@ -1,8 +1,13 @@
 //! Telemetry data as it travels through the agent: the OTLP export requests in their decoded
 //! protobuf form, wrapped per signal.
 
+mod encoded;
 pub mod json;
 mod split;
+pub mod wire;
+
+pub use encoded::Encoded;
+pub use wire::WireError;
 
 use std::fmt;
 
@@ -137,12 +142,14 @@ impl Logs {
     }
 }
 
-/// One batch of telemetry of any signal.
+/// One batch of telemetry of any signal: decoded, or as the protobuf bytes it arrived in when
+/// nothing downstream needs to look inside it (see [`Encoded`]).
 #[derive(Debug, Clone, PartialEq)]
 pub enum Payload {
     Traces(Traces),
     Metrics(Metrics),
     Logs(Logs),
+    Encoded(Encoded),
 }
 
 impl Payload {
@@ -151,6 +158,7 @@ impl Payload {
             Payload::Traces(_) => Signal::Traces,
             Payload::Metrics(_) => Signal::Metrics,
             Payload::Logs(_) => Signal::Logs,
+            Payload::Encoded(e) => e.signal(),
         }
     }
 
@@ -160,6 +168,7 @@ impl Payload {
             Payload::Traces(t) => t.span_count(),
             Payload::Metrics(m) => m.data_point_count(),
             Payload::Logs(l) => l.log_record_count(),
+            Payload::Encoded(e) => e.item_count(),
         }
     }
 
@@ -168,6 +177,7 @@ impl Payload {
             Payload::Traces(t) => t.0.resource_spans.is_empty(),
             Payload::Metrics(m) => m.0.resource_metrics.is_empty(),
             Payload::Logs(l) => l.0.resource_logs.is_empty(),
+            Payload::Encoded(e) => e.is_empty(),
         }
     }
 
@@ -178,16 +188,47 @@ impl Payload {
             Payload::Traces(t) => t.0.encoded_len(),
             Payload::Metrics(m) => m.0.encoded_len(),
             Payload::Logs(l) => l.0.encoded_len(),
+            Payload::Encoded(e) => e.encoded_len(),
         }
     }
 
-    /// Appends `other` (of the same signal); returns it back if the signals differ.
+    /// Appends `other` (of the same signal); returns it back if the signals differ. When
+    /// either side is still encoded the result is too: only pipelines whose every stage
+    /// takes encoded data receive it, so the decoded side is the one encoded.
     pub fn merge(&mut self, other: Payload) -> Result<(), Payload> {
-        match (self, other) {
+        if self.signal() != other.signal() {
+            return Err(other);
+        }
+        match (&mut *self, other) {
             (Payload::Traces(a), Payload::Traces(b)) => a.merge(b),
             (Payload::Metrics(a), Payload::Metrics(b)) => a.merge(b),
             (Payload::Logs(a), Payload::Logs(b)) => a.merge(b),
+            (Payload::Encoded(a), Payload::Encoded(b)) => a.merge(b).map_err(Payload::Encoded)?,
+            (Payload::Encoded(a), decoded) => a
+                .merge(Encoded::from_decoded(&decoded))
+                .map_err(Payload::Encoded)?,
+            (decoded, Payload::Encoded(b)) => {
+                let mut merged = Encoded::from_decoded(decoded);
+                merged.merge(b).map_err(Payload::Encoded)?;
+                *decoded = Payload::Encoded(merged);
+            }
             (_, other) => return Err(other),
+        }
+        Ok(())
+    }
+
+    /// The decoded form: borrowed when it is decoded already.
+    pub fn decoded(&self) -> Result<std::borrow::Cow<'_, Payload>, WireError> {
+        match self {
+            Payload::Encoded(e) => e.decode().map(std::borrow::Cow::Owned),
+            decoded => Ok(std::borrow::Cow::Borrowed(decoded)),
+        }
+    }
+
+    /// Turns an encoded batch into its decoded form, for a stage that edits it.
+    pub fn decode_in_place(&mut self) -> Result<(), WireError> {
+        if let Payload::Encoded(e) = self {
+            *self = e.decode()?;
         }
         Ok(())
     }
@@ -198,6 +239,10 @@ impl Payload {
             Payload::Traces(t) => json::try_encode(&t.0, json::TRACES_REQUEST),
             Payload::Metrics(m) => json::try_encode(&m.0, json::METRICS_REQUEST),
             Payload::Logs(l) => json::try_encode(&l.0, json::LOGS_REQUEST),
+            Payload::Encoded(e) => match e.decode() {
+                Ok(decoded) => decoded.to_json(),
+                Err(err) => Err(json::JsonError::Convert(err.to_string())),
+            },
         }
     }
 
@@ -208,6 +253,15 @@ impl Payload {
             Payload::Traces(t) => t.0.encode_to_vec(),
             Payload::Metrics(m) => m.0.encode_to_vec(),
             Payload::Logs(l) => l.0.encode_to_vec(),
+            Payload::Encoded(e) => e.to_vec(),
+        }
+    }
+
+    /// The protobuf encoding of the request, shared without a copy where it can be.
+    pub fn to_protobuf_bytes(&self) -> bytes::Bytes {
+        match self {
+            Payload::Encoded(e) => e.to_bytes(),
+            decoded => decoded.to_protobuf().into(),
         }
     }
 }

@@ -196,6 +196,7 @@ impl Payload {
             Payload::Traces(t) => Payload::Traces(t.split_front(n)),
             Payload::Metrics(m) => Payload::Metrics(m.split_front(n)),
             Payload::Logs(l) => Payload::Logs(l.split_front(n)),
+            Payload::Encoded(e) => Payload::Encoded(e.split_front(n)),
         }
     }
 }

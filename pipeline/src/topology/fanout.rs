@@ -60,4 +60,8 @@ impl Consumer for FanOut {
             None => Ok(accepted),
         }
     }
+
+    fn accepts_encoded(&self) -> bool {
+        self.consumers.iter().all(|c| c.accepts_encoded())
+    }
 }

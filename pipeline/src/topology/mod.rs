@@ -82,6 +82,10 @@ impl<C: Consumer + ?Sized> Consumer for Counted<C> {
         }
         result
     }
+
+    fn accepts_encoded(&self) -> bool {
+        self.inner.accepts_encoded()
+    }
 }
 
 impl Service {

@@ -272,6 +272,10 @@ impl Consumer for BatchProcessor {
             }
         }
     }
+
+    fn accepts_encoded(&self) -> bool {
+        self.shared.next.accepts_encoded()
+    }
 }
 
 #[async_trait]

@@ -176,6 +176,10 @@ impl Consumer for MemoryLimiter {
         self.metrics.accepted.add(self.signal, items);
         self.next.consume(envelope).await
     }
+
+    fn accepts_encoded(&self) -> bool {
+        self.next.accepts_encoded()
+    }
 }
 
 #[async_trait]

@@ -1,35 +1,31 @@
 //! OTLP over gRPC (tonic): the three export services, answering with OTLP status codes.
 
+use std::convert::Infallible;
+use std::future::Future;
+use std::marker::PhantomData;
+use std::pin::Pin;
 use std::sync::Arc;
+use std::task::{Context, Poll};
 use std::time::Duration;
 
+use bytes::{Buf, BufMut, Bytes};
 use prost::Message;
 use tokio::net::TcpListener;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tonic::codec::CompressionEncoding;
+use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
 use tonic::metadata::KeyAndValueRef;
+use tonic::server::{NamedService, UnaryService};
 use tonic::transport::Server;
 use tonic::{Code, Request, Response, Status};
 use tracing::{debug, warn};
 
 use ferrotel_pipeline::component::{ClientInfo, ConsumeError};
 use ferrotel_pipeline::pdata::{
-    ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse, Payload,
-    Signal,
+    ExportLogsPartialSuccess, ExportLogsServiceResponse, ExportMetricsPartialSuccess,
+    ExportMetricsServiceResponse, ExportTracePartialSuccess, ExportTraceServiceResponse, Signal,
 };
 use ferrotel_pipeline::rpc;
-use opentelemetry_proto::tonic::collector::logs::v1::logs_service_server::{
-    LogsService, LogsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::metrics::v1::metrics_service_server::{
-    MetricsService, MetricsServiceServer,
-};
-use opentelemetry_proto::tonic::collector::trace::v1::trace_service_server::{
-    TraceService, TraceServiceServer,
-};
 
 use super::config::GrpcServerConfig;
 use super::Intake;
@@ -65,85 +61,198 @@ impl Handler {
         Some(Arc::new(ClientInfo { addr, metadata }))
     }
 
-    async fn export(
-        &self,
-        payload: Payload,
-        client: Option<Arc<ClientInfo>>,
-    ) -> Result<(u64, String), Status> {
-        match self.intake.push(payload, client).await {
-            Ok(accepted) => Ok((accepted.rejected_items, accepted.message)),
+    /// One export call: the request's bytes in, the encoded response out.
+    async fn export(&self, signal: Signal, request: Request<Bytes>) -> Result<Bytes, Status> {
+        let client = self.client(&request);
+        // As tonic's protobuf codec answers a request that does not decode.
+        let payload = self
+            .intake
+            .decode_protobuf(signal, request.into_inner())
+            .map_err(Status::internal)?;
+        let (rejected, message) = match self.intake.push(payload, client).await {
+            Ok(accepted) => (accepted.rejected_items, accepted.message),
             Err(err) => {
                 debug!(error = %err, "Refusing an export request");
-                Err(to_status(&err))
+                return Err(to_status(&err));
             }
+        };
+        let rejected = i64::try_from(rejected).unwrap_or(i64::MAX);
+        let partial = rejected > 0;
+        let response = match signal {
+            Signal::Traces => ExportTraceServiceResponse {
+                partial_success: partial.then_some(ExportTracePartialSuccess {
+                    rejected_spans: rejected,
+                    error_message: message,
+                }),
+            }
+            .encode_to_vec(),
+            Signal::Metrics => ExportMetricsServiceResponse {
+                partial_success: partial.then_some(ExportMetricsPartialSuccess {
+                    rejected_data_points: rejected,
+                    error_message: message,
+                }),
+            }
+            .encode_to_vec(),
+            Signal::Logs => ExportLogsServiceResponse {
+                partial_success: partial.then_some(ExportLogsPartialSuccess {
+                    rejected_log_records: rejected,
+                    error_message: message,
+                }),
+            }
+            .encode_to_vec(),
+        };
+        Ok(response.into())
+    }
+}
+
+/// The export services' codec: a request is handed over as its bytes, so the handler
+/// decides whether to decode it or keep it encoded; answers are encoded by the handler.
+#[derive(Debug, Clone, Copy, Default)]
+struct RawCodec;
+
+impl Codec for RawCodec {
+    type Encode = Bytes;
+    type Decode = Bytes;
+    type Encoder = RawCodec;
+    type Decoder = RawCodec;
+
+    fn encoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+
+    fn decoder(&mut self) -> RawCodec {
+        RawCodec
+    }
+}
+
+impl Encoder for RawCodec {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.put(item);
+        Ok(())
+    }
+}
+
+impl Decoder for RawCodec {
+    type Item = Bytes;
+    type Error = Status;
+
+    fn decode(&mut self, src: &mut DecodeBuf<'_>) -> Result<Option<Bytes>, Status> {
+        // Splits the message off tonic's buffer without copying it.
+        let len = src.remaining();
+        Ok(Some(src.copy_to_bytes(len)))
+    }
+}
+
+/// The gRPC names of one signal's export service.
+trait ExportKind: Send + Sync + 'static {
+    const SIGNAL: Signal;
+    const SERVICE: &'static str;
+    const PATH: &'static str;
+}
+
+struct TraceKind;
+struct MetricsKind;
+struct LogsKind;
+
+impl ExportKind for TraceKind {
+    const SIGNAL: Signal = Signal::Traces;
+    const SERVICE: &'static str = "opentelemetry.proto.collector.trace.v1.TraceService";
+    const PATH: &'static str = "/opentelemetry.proto.collector.trace.v1.TraceService/Export";
+}
+
+impl ExportKind for MetricsKind {
+    const SIGNAL: Signal = Signal::Metrics;
+    const SERVICE: &'static str = "opentelemetry.proto.collector.metrics.v1.MetricsService";
+    const PATH: &'static str = "/opentelemetry.proto.collector.metrics.v1.MetricsService/Export";
+}
+
+impl ExportKind for LogsKind {
+    const SIGNAL: Signal = Signal::Logs;
+    const SERVICE: &'static str = "opentelemetry.proto.collector.logs.v1.LogsService";
+    const PATH: &'static str = "/opentelemetry.proto.collector.logs.v1.LogsService/Export";
+}
+
+/// One signal's OTLP export service (what tonic's generated server does, over [`RawCodec`]).
+struct ExportService<K> {
+    handler: Arc<Handler>,
+    max_message_size: usize,
+    kind: PhantomData<fn() -> K>,
+}
+
+impl<K> Clone for ExportService<K> {
+    fn clone(&self) -> Self {
+        ExportService {
+            handler: self.handler.clone(),
+            max_message_size: self.max_message_size,
+            kind: PhantomData,
         }
     }
 }
 
-#[tonic::async_trait]
-impl TraceService for Handler {
-    async fn export(
-        &self,
-        request: Request<ExportTraceServiceRequest>,
-    ) -> Result<Response<ExportTraceServiceResponse>, Status> {
-        let client = self.client(&request);
-        let (rejected, message) =
-            Handler::export(self, request.into_inner().into(), client).await?;
-        Ok(Response::new(ExportTraceServiceResponse {
-            partial_success: (rejected > 0).then(|| ExportTracePartialSuccess {
-                rejected_spans: i64::try_from(rejected).unwrap_or(i64::MAX),
-                error_message: message,
-            }),
-        }))
+impl<K: ExportKind> ExportService<K> {
+    fn new(handler: Arc<Handler>, max_message_size: usize) -> Self {
+        ExportService {
+            handler,
+            max_message_size,
+            kind: PhantomData,
+        }
     }
 }
 
-#[tonic::async_trait]
-impl MetricsService for Handler {
-    async fn export(
-        &self,
-        request: Request<ExportMetricsServiceRequest>,
-    ) -> Result<Response<ExportMetricsServiceResponse>, Status> {
-        let client = self.client(&request);
-        let (rejected, message) =
-            Handler::export(self, request.into_inner().into(), client).await?;
-        Ok(Response::new(ExportMetricsServiceResponse {
-            partial_success: (rejected > 0).then(|| ExportMetricsPartialSuccess {
-                rejected_data_points: i64::try_from(rejected).unwrap_or(i64::MAX),
-                error_message: message,
-            }),
-        }))
+impl<K: ExportKind> NamedService for ExportService<K> {
+    const NAME: &'static str = K::SERVICE;
+}
+
+/// The unary call itself.
+struct ExportCall {
+    handler: Arc<Handler>,
+    signal: Signal,
+}
+
+impl UnaryService<Bytes> for ExportCall {
+    type Response = Bytes;
+    type Future = Pin<Box<dyn Future<Output = Result<Response<Bytes>, Status>> + Send>>;
+
+    fn call(&mut self, request: Request<Bytes>) -> Self::Future {
+        let handler = self.handler.clone();
+        let signal = self.signal;
+        Box::pin(async move { handler.export(signal, request).await.map(Response::new) })
     }
 }
 
-#[tonic::async_trait]
-impl LogsService for Handler {
-    async fn export(
-        &self,
-        request: Request<ExportLogsServiceRequest>,
-    ) -> Result<Response<ExportLogsServiceResponse>, Status> {
-        let client = self.client(&request);
-        let (rejected, message) =
-            Handler::export(self, request.into_inner().into(), client).await?;
-        Ok(Response::new(ExportLogsServiceResponse {
-            partial_success: (rejected > 0).then(|| ExportLogsPartialSuccess {
-                rejected_log_records: i64::try_from(rejected).unwrap_or(i64::MAX),
-                error_message: message,
-            }),
-        }))
-    }
-}
+impl<K: ExportKind> tower::Service<http::Request<tonic::body::Body>> for ExportService<K> {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = Infallible;
+    type Future = Pin<Box<dyn Future<Output = Result<Self::Response, Infallible>> + Send>>;
 
-macro_rules! configure {
-    ($server:expr, $max:expr) => {
-        $server
-            .max_decoding_message_size($max)
-            .accept_compressed(CompressionEncoding::Gzip)
-            .accept_compressed(CompressionEncoding::Zstd)
-            .accept_compressed(CompressionEncoding::Deflate)
-            .send_compressed(CompressionEncoding::Gzip)
-            .send_compressed(CompressionEncoding::Zstd)
-    };
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
+        let handler = self.handler.clone();
+        let max = self.max_message_size;
+        Box::pin(async move {
+            if request.uri().path() != K::PATH {
+                return Ok(Status::unimplemented("").into_http());
+            }
+            let mut grpc = tonic::server::Grpc::new(RawCodec)
+                .max_decoding_message_size(max)
+                .accept_compressed(CompressionEncoding::Gzip)
+                .accept_compressed(CompressionEncoding::Zstd)
+                .accept_compressed(CompressionEncoding::Deflate)
+                .send_compressed(CompressionEncoding::Gzip)
+                .send_compressed(CompressionEncoding::Zstd);
+            let call = ExportCall {
+                handler,
+                signal: K::SIGNAL,
+            };
+            Ok(grpc.unary(call, request).await)
+        })
+    }
 }
 
 /// tonic refuses a message over `max_recv_msg_size_mib` with OUT_OF_RANGE, which OTLP clients
@@ -168,10 +277,10 @@ pub(crate) fn serve(
     intake: Intake,
     shutdown: CancellationToken,
 ) -> Result<JoinHandle<()>, String> {
-    let handler = Handler {
+    let handler = Arc::new(Handler {
         intake: intake.clone(),
         include_metadata: config.include_metadata,
-    };
+    });
     let max = config.max_recv_bytes();
     let mut builder = Server::builder();
     if config.max_concurrent_streams > 0 {
@@ -195,13 +304,13 @@ pub(crate) fn serve(
     }
     let mut routes = tonic::service::RoutesBuilder::default();
     if intake.accepts(Signal::Traces) {
-        routes.add_service(configure!(TraceServiceServer::new(handler.clone()), max));
+        routes.add_service(ExportService::<TraceKind>::new(handler.clone(), max));
     }
     if intake.accepts(Signal::Metrics) {
-        routes.add_service(configure!(MetricsServiceServer::new(handler.clone()), max));
+        routes.add_service(ExportService::<MetricsKind>::new(handler.clone(), max));
     }
     if intake.accepts(Signal::Logs) {
-        routes.add_service(configure!(LogsServiceServer::new(handler.clone()), max));
+        routes.add_service(ExportService::<LogsKind>::new(handler.clone(), max));
     }
     let router = builder
         .layer(tower::util::MapResponseLayer::new(

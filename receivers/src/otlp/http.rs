@@ -21,9 +21,8 @@ use ferrotel_pipeline::component::{Accepted, ClientInfo};
 use ferrotel_pipeline::compression::{self, DecompressError};
 use ferrotel_pipeline::net;
 use ferrotel_pipeline::pdata::{
-    json, ExportLogsPartialSuccess, ExportLogsServiceRequest, ExportLogsServiceResponse,
-    ExportMetricsPartialSuccess, ExportMetricsServiceRequest, ExportMetricsServiceResponse,
-    ExportTracePartialSuccess, ExportTraceServiceRequest, ExportTraceServiceResponse, Payload,
+    json, ExportLogsPartialSuccess, ExportLogsServiceResponse, ExportMetricsPartialSuccess,
+    ExportMetricsServiceResponse, ExportTracePartialSuccess, ExportTraceServiceResponse, Payload,
     Signal,
 };
 use ferrotel_pipeline::rpc;
@@ -259,7 +258,14 @@ impl State {
                 )
             }
         };
-        let payload = match decode(signal, encoding, &body) {
+        let decoded = match encoding {
+            Encoding::Proto => self
+                .intake
+                .decode_protobuf(signal, body)
+                .map_err(|e| format!("failed to unmarshal request body: {e}")),
+            Encoding::Json => decode_json(signal, &body),
+        };
+        let payload = match decoded {
             Ok(p) => p,
             Err(message) => {
                 return status_body(
@@ -326,27 +332,13 @@ impl State {
     }
 }
 
-fn decode(signal: Signal, encoding: Encoding, body: &[u8]) -> Result<Payload, String> {
-    match (signal, encoding) {
-        (Signal::Traces, Encoding::Proto) => ExportTraceServiceRequest::decode(body)
-            .map(Payload::from)
-            .map_err(|e| format!("failed to unmarshal request body: {e}")),
-        (Signal::Metrics, Encoding::Proto) => ExportMetricsServiceRequest::decode(body)
-            .map(Payload::from)
-            .map_err(|e| format!("failed to unmarshal request body: {e}")),
-        (Signal::Logs, Encoding::Proto) => ExportLogsServiceRequest::decode(body)
-            .map(Payload::from)
-            .map_err(|e| format!("failed to unmarshal request body: {e}")),
-        (Signal::Traces, Encoding::Json) => json::decode_traces(body)
-            .map(Payload::from)
-            .map_err(|e| e.to_string()),
-        (Signal::Metrics, Encoding::Json) => json::decode_metrics(body)
-            .map(Payload::from)
-            .map_err(|e| e.to_string()),
-        (Signal::Logs, Encoding::Json) => json::decode_logs(body)
-            .map(Payload::from)
-            .map_err(|e| e.to_string()),
+fn decode_json(signal: Signal, body: &[u8]) -> Result<Payload, String> {
+    match signal {
+        Signal::Traces => json::decode_traces(body).map(Payload::from),
+        Signal::Metrics => json::decode_metrics(body).map(Payload::from),
+        Signal::Logs => json::decode_logs(body).map(Payload::from),
     }
+    .map_err(|e| e.to_string())
 }
 
 fn success(signal: Signal, encoding: Encoding, accepted: Accepted) -> Response<Full<Bytes>> {

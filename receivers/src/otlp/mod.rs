@@ -13,6 +13,7 @@ use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
+use bytes::Bytes;
 use ferrotel_pipeline::component::{
     config_as, Accepted, ClientInfo, Component, ComponentConfig, ComponentError, ConsumeError,
     CreateSettings, Envelope, Host, SignalConsumers,
@@ -20,7 +21,12 @@ use ferrotel_pipeline::component::{
 use ferrotel_pipeline::config::decode::DecodeError;
 use ferrotel_pipeline::config::value::Value;
 use ferrotel_pipeline::factory::{decode_config, Factory, ReceiverFactory, Stability};
-use ferrotel_pipeline::pdata::{Payload, Signal};
+use prost::Message;
+
+use ferrotel_pipeline::pdata::{
+    Encoded, ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest,
+    Payload, Signal,
+};
 use ferrotel_pipeline::telemetry::ReceiverMetrics;
 
 use config::OtlpReceiverConfig;
@@ -77,6 +83,26 @@ pub(crate) struct Intake {
 impl Intake {
     pub(crate) fn accepts(&self, signal: Signal) -> bool {
         self.consumers.get(signal).is_some()
+    }
+
+    /// A protobuf export request as the pipelines want it: checked and kept encoded when
+    /// every stage downstream passes it through untouched, decoded otherwise.
+    pub(crate) fn decode_protobuf(&self, signal: Signal, body: Bytes) -> Result<Payload, String> {
+        let encoded = self
+            .consumers
+            .get(signal)
+            .is_some_and(|c| c.accepts_encoded());
+        if encoded {
+            return Encoded::parse(signal, body)
+                .map(Payload::Encoded)
+                .map_err(|e| e.to_string());
+        }
+        match signal {
+            Signal::Traces => ExportTraceServiceRequest::decode(body).map(Payload::from),
+            Signal::Metrics => ExportMetricsServiceRequest::decode(body).map(Payload::from),
+            Signal::Logs => ExportLogsServiceRequest::decode(body).map(Payload::from),
+        }
+        .map_err(|e| e.to_string())
     }
 
     pub(crate) async fn push(

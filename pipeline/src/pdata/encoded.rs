@@ -1,0 +1,352 @@
+//! Telemetry kept as the protobuf bytes it arrived in, for pipelines that never look inside
+//! it (only batching, or nothing, between an OTLP receiver and OTLP exporters).
+//!
+//! Protobuf messages concatenate: the encoding of an export request is the concatenation of
+//! its top-level entries (one per resource), so batching appends entries and exporting
+//! writes them out, with no decoding and no re-encoding. The receiver checks every request
+//! in full first ([`super::wire`]), so a batch spliced from many senders' requests always
+//! decodes, and one sender's malformed data cannot spoil a batch shared with others.
+
+use bytes::Bytes;
+use prost::Message;
+
+use super::wire::{self, WireError};
+use super::{logs, metrics, trace, Logs, Metrics, Payload, Signal, Traces};
+
+/// One top-level entry of an export request: the whole field (key, length and a
+/// Resource{Spans,Metrics,Logs} message) and the items it holds.
+#[derive(Debug, Clone, PartialEq)]
+struct Entry {
+    bytes: Bytes,
+    items: usize,
+}
+
+/// An export request of one signal in its protobuf encoding, checked and indexed.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Encoded {
+    signal: Signal,
+    entries: Vec<Entry>,
+    items: usize,
+    len: usize,
+}
+
+impl Encoded {
+    /// Checks `bytes` as an export request of `signal` (every field prost would decode) and
+    /// indexes its entries without copying them.
+    pub fn parse(signal: Signal, bytes: Bytes) -> Result<Encoded, WireError> {
+        let raw = wire::index(signal, &bytes)?;
+        let mut encoded = Encoded::empty(signal);
+        encoded.entries.reserve(raw.len());
+        for entry in raw {
+            encoded.push(Entry {
+                bytes: bytes.slice(entry.start..entry.end),
+                items: entry.items,
+            });
+        }
+        Ok(encoded)
+    }
+
+    /// The encoding of a decoded batch, one entry per resource.
+    pub fn from_decoded(payload: &Payload) -> Encoded {
+        fn entries<M: Message>(
+            signal: Signal,
+            groups: &[M],
+            count: impl Fn(&M) -> usize,
+        ) -> Encoded {
+            let mut encoded = Encoded::empty(signal);
+            for group in groups {
+                let body = group.encode_to_vec();
+                let mut bytes = Vec::with_capacity(body.len() + 6);
+                wire::write_entry(&body, &mut bytes);
+                encoded.push(Entry {
+                    bytes: bytes.into(),
+                    items: count(group),
+                });
+            }
+            encoded
+        }
+        match payload {
+            Payload::Traces(t) => entries(Signal::Traces, &t.0.resource_spans, |rs| {
+                rs.scope_spans.iter().map(|s| s.spans.len()).sum()
+            }),
+            Payload::Metrics(m) => entries(Signal::Metrics, &m.0.resource_metrics, |rm| {
+                rm.scope_metrics
+                    .iter()
+                    .flat_map(|s| &s.metrics)
+                    .map(super::metric_point_count)
+                    .sum()
+            }),
+            Payload::Logs(l) => entries(Signal::Logs, &l.0.resource_logs, |rl| {
+                rl.scope_logs.iter().map(|s| s.log_records.len()).sum()
+            }),
+            Payload::Encoded(e) => e.clone(),
+        }
+    }
+
+    fn empty(signal: Signal) -> Encoded {
+        Encoded {
+            signal,
+            entries: Vec::new(),
+            items: 0,
+            len: 0,
+        }
+    }
+
+    fn push(&mut self, entry: Entry) {
+        self.items += entry.items;
+        self.len += entry.bytes.len();
+        self.entries.push(entry);
+    }
+
+    pub fn signal(&self) -> Signal {
+        self.signal
+    }
+
+    /// Spans, data points or log records.
+    pub fn item_count(&self) -> usize {
+        self.items
+    }
+
+    /// No resource entries at all.
+    pub fn is_empty(&self) -> bool {
+        self.entries.is_empty()
+    }
+
+    /// The size of the encoded request in bytes.
+    pub fn encoded_len(&self) -> usize {
+        self.len
+    }
+
+    /// Appends the entries of `other`; gives it back if its signal differs.
+    pub fn merge(&mut self, other: Encoded) -> Result<(), Encoded> {
+        if other.signal != self.signal {
+            return Err(other);
+        }
+        self.entries.reserve(other.entries.len());
+        for entry in other.entries {
+            self.push(entry);
+        }
+        Ok(())
+    }
+
+    /// The encoded request, as one buffer.
+    pub fn to_vec(&self) -> Vec<u8> {
+        let mut out = Vec::with_capacity(self.len);
+        for entry in &self.entries {
+            out.extend_from_slice(&entry.bytes);
+        }
+        out
+    }
+
+    /// The encoded request without copying when it is one entry.
+    pub fn to_bytes(&self) -> Bytes {
+        match self.entries.as_slice() {
+            [one] => one.bytes.clone(),
+            _ => self.to_vec().into(),
+        }
+    }
+
+    /// The decoded form. It cannot fail for a batch made by [`Encoded::parse`], which
+    /// checked everything prost reads.
+    pub fn decode(&self) -> Result<Payload, WireError> {
+        fn groups<M: Message + Default>(entries: &[Entry]) -> Result<Vec<M>, WireError> {
+            entries
+                .iter()
+                .map(|e| {
+                    let body = wire::entry_body(&e.bytes)?;
+                    M::decode(body).map_err(|_| WireError::corrupt())
+                })
+                .collect()
+        }
+        Ok(match self.signal {
+            Signal::Traces => Payload::Traces(Traces(super::ExportTraceServiceRequest {
+                resource_spans: groups::<trace::ResourceSpans>(&self.entries)?,
+            })),
+            Signal::Metrics => Payload::Metrics(Metrics(super::ExportMetricsServiceRequest {
+                resource_metrics: groups::<metrics::ResourceMetrics>(&self.entries)?,
+            })),
+            Signal::Logs => Payload::Logs(Logs(super::ExportLogsServiceRequest {
+                resource_logs: groups::<logs::ResourceLogs>(&self.entries)?,
+            })),
+        })
+    }
+
+    /// Removes the first `n` items into a new batch. Whole entries move as they are; an
+    /// entry cut in two is decoded, split under its resource and scope, and re-encoded.
+    pub fn split_front(&mut self, n: usize) -> Encoded {
+        let mut front = Encoded::empty(self.signal);
+        let mut whole = 0;
+        let mut remaining = n;
+        for entry in &self.entries {
+            if entry.items > remaining {
+                break;
+            }
+            remaining -= entry.items;
+            whole += 1;
+        }
+        let rest = self.entries.split_off(whole);
+        let taken = std::mem::replace(&mut self.entries, rest);
+        for entry in taken {
+            front.push(entry);
+        }
+        if remaining > 0 {
+            if let Some(entry) = self.entries.first().cloned() {
+                if let Ok((head, tail)) = self.cut_entry(&entry, remaining) {
+                    front.merge(head).ok();
+                    self.entries.splice(0..1, tail.entries);
+                }
+            }
+        }
+        self.items = self.entries.iter().map(|e| e.items).sum();
+        self.len = self.entries.iter().map(|e| e.bytes.len()).sum();
+        front
+    }
+
+    /// Splits one entry after `n` items, through its decoded form.
+    fn cut_entry(&self, entry: &Entry, n: usize) -> Result<(Encoded, Encoded), WireError> {
+        let single = Encoded {
+            signal: self.signal,
+            entries: vec![entry.clone()],
+            items: entry.items,
+            len: entry.bytes.len(),
+        };
+        let mut decoded = single.decode()?;
+        let head = decoded.split_front(n);
+        Ok((
+            Encoded::from_decoded(&head),
+            Encoded::from_decoded(&decoded),
+        ))
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+    use crate::pdata::common::InstrumentationScope;
+    use crate::pdata::ExportTraceServiceRequest;
+
+    fn request(resources: &[&[usize]]) -> ExportTraceServiceRequest {
+        let mut next = 0u8;
+        ExportTraceServiceRequest {
+            resource_spans: resources
+                .iter()
+                .enumerate()
+                .map(|(r, scopes)| trace::ResourceSpans {
+                    schema_url: format!("r{r}"),
+                    scope_spans: scopes
+                        .iter()
+                        .enumerate()
+                        .map(|(s, n)| trace::ScopeSpans {
+                            scope: Some(InstrumentationScope {
+                                name: format!("s{s}"),
+                                ..Default::default()
+                            }),
+                            spans: (0..*n)
+                                .map(|_| {
+                                    next += 1;
+                                    trace::Span {
+                                        span_id: vec![next; 8],
+                                        ..Default::default()
+                                    }
+                                })
+                                .collect(),
+                            ..Default::default()
+                        })
+                        .collect(),
+                    ..Default::default()
+                })
+                .collect(),
+        }
+    }
+
+    fn parse(r: &ExportTraceServiceRequest) -> Encoded {
+        Encoded::parse(Signal::Traces, r.encode_to_vec().into()).unwrap()
+    }
+
+    fn ids(p: &Payload) -> Vec<u8> {
+        match p {
+            Payload::Traces(t) => {
+                t.0.resource_spans
+                    .iter()
+                    .flat_map(|r| &r.scope_spans)
+                    .flat_map(|s| &s.spans)
+                    .map(|s| s.span_id[0])
+                    .collect()
+            }
+            _ => unreachable!(),
+        }
+    }
+
+    #[test]
+    fn merge_concatenates_and_decodes_to_the_same_requests() {
+        let a = request(&[&[2, 1]]);
+        let b = request(&[&[3], &[1]]);
+        let mut enc = parse(&a);
+        enc.merge(parse(&b)).unwrap();
+        assert_eq!(enc.item_count(), 7);
+        let mut expected = a.clone();
+        expected.resource_spans.extend(b.resource_spans.clone());
+        assert_eq!(enc.to_vec(), expected.encode_to_vec());
+        assert_eq!(enc.encoded_len(), expected.encoded_len());
+        assert_eq!(enc.decode().unwrap(), Payload::from(expected));
+        assert!(enc.merge(Encoded::empty(Signal::Logs)).is_err());
+    }
+
+    #[test]
+    fn split_moves_whole_entries_and_cuts_one_in_two() {
+        let r = request(&[&[2], &[3, 2], &[1]]);
+        let original = ids(&Payload::from(r.clone()));
+        let mut enc = parse(&r);
+        let whole = enc.split_front(2);
+        assert_eq!(whole.item_count(), 2);
+        assert_eq!(whole.entries.len(), 1);
+        let cut = enc.split_front(4);
+        assert_eq!(cut.item_count(), 4);
+        assert_eq!(enc.item_count(), 2);
+        let mut seen = ids(&whole.decode().unwrap());
+        seen.extend(ids(&cut.decode().unwrap()));
+        seen.extend(ids(&enc.decode().unwrap()));
+        assert_eq!(seen, original);
+        // The cut entry keeps its resource and scopes on both sides.
+        let Payload::Traces(t) = cut.decode().unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(t.0.resource_spans[0].schema_url, "r1");
+        assert_eq!(t.0.resource_spans[0].scope_spans.len(), 2);
+        let Payload::Traces(t) = enc.decode().unwrap() else {
+            unreachable!()
+        };
+        assert_eq!(t.0.resource_spans[0].schema_url, "r1");
+        assert_eq!(
+            t.0.resource_spans[0].scope_spans[0]
+                .scope
+                .as_ref()
+                .unwrap()
+                .name,
+            "s1"
+        );
+        // Everything.
+        let all = enc.split_front(100);
+        assert_eq!(all.item_count(), 2);
+        assert!(enc.is_empty());
+        assert_eq!(enc.encoded_len(), 0);
+    }
+
+    #[test]
+    fn from_decoded_round_trips() {
+        let r = request(&[&[2, 1], &[4]]);
+        let enc = Encoded::from_decoded(&Payload::from(r.clone()));
+        assert_eq!(enc.item_count(), 7);
+        assert_eq!(enc.to_vec(), r.encode_to_vec());
+        assert_eq!(enc, parse(&r));
+    }
+
+    #[test]
+    fn one_entry_is_shared_not_copied() {
+        let r = request(&[&[3]]);
+        let bytes: Bytes = r.encode_to_vec().into();
+        let enc = Encoded::parse(Signal::Traces, bytes.clone()).unwrap();
+        assert_eq!(enc.to_bytes().as_ptr(), bytes.as_ptr());
+    }
+}
