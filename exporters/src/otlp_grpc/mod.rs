@@ -83,10 +83,11 @@ impl ExporterFactory for OtlpGrpcExporterFactory {
     }
 }
 
-/// A batch encoded as its OTLP export request, ready for every attempt.
+/// A batch encoded as its OTLP export request, ready for every attempt: the pieces that,
+/// written one after the other, are the request (an encoded batch's entries, not copied).
 pub struct GrpcRequest {
     signal: Signal,
-    body: Bytes,
+    body: Vec<Bytes>,
 }
 
 struct GrpcSender {
@@ -185,7 +186,7 @@ impl GrpcSender {
         Ok(endpoint.connect_with_connector_lazy(TlsOnly(https)))
     }
 
-    async fn call<R>(&self, path: &'static str, body: Bytes) -> Result<R, Status>
+    async fn call<R>(&self, path: &'static str, body: Vec<Bytes>) -> Result<R, Status>
     where
         R: prost::Message + Default + Send + 'static,
     {
@@ -220,13 +221,13 @@ impl GrpcSender {
 
     /// One call; with `wait_for_ready`, a call that cannot connect waits and tries again
     /// (the attempt's timeout bounds it) instead of failing at once.
-    async fn call_ready<R>(&self, path: &'static str, body: &Bytes) -> Result<R, Status>
+    async fn call_ready<R>(&self, path: &'static str, body: &[Bytes]) -> Result<R, Status>
     where
         R: prost::Message + Default + Send + 'static,
     {
         let mut pause = Duration::from_millis(50);
         loop {
-            match self.call::<R>(path, body.clone()).await {
+            match self.call::<R>(path, body.to_vec()).await {
                 Err(status) if self.config.wait_for_ready && is_local_failure(&status) => {
                     debug!(exporter = %self.id, error = %describe(&status), "Waiting for the connection to be ready");
                     tokio::time::sleep(pause).await;
@@ -245,7 +246,7 @@ impl Sender for GrpcSender {
     fn prepare(&self, payload: &Payload) -> Result<GrpcRequest, ExportError> {
         Ok(GrpcRequest {
             signal: payload.signal(),
-            body: payload.to_protobuf_bytes(),
+            body: payload.to_protobuf_chunks(),
         })
     }
 
@@ -424,7 +425,7 @@ fn classify(status: &Status) -> ExportError {
 struct PreEncoded<R>(PhantomData<R>);
 
 impl<R: prost::Message + Default + Send + 'static> Codec for PreEncoded<R> {
-    type Encode = Bytes;
+    type Encode = Vec<Bytes>;
     type Decode = R;
     type Encoder = PassThrough;
     type Decoder = ProstDecoder<R>;
@@ -441,11 +442,14 @@ impl<R: prost::Message + Default + Send + 'static> Codec for PreEncoded<R> {
 struct PassThrough;
 
 impl Encoder for PassThrough {
-    type Item = Bytes;
+    type Item = Vec<Bytes>;
     type Error = Status;
 
-    fn encode(&mut self, item: Bytes, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.put_slice(&item);
+    fn encode(&mut self, item: Vec<Bytes>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
+        dst.reserve(item.iter().map(Bytes::len).sum());
+        for chunk in &item {
+            dst.put_slice(chunk);
+        }
         Ok(())
     }
 }

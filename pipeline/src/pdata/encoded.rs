@@ -138,12 +138,10 @@ impl Encoded {
         out
     }
 
-    /// The encoded request without copying when it is one entry.
-    pub fn to_bytes(&self) -> Bytes {
-        match self.entries.as_slice() {
-            [one] => one.bytes.clone(),
-            _ => self.to_vec().into(),
-        }
+    /// The encoded request as the pieces it is made of, shared, not copied: written one
+    /// after the other they are the request.
+    pub fn chunks(&self) -> Vec<Bytes> {
+        self.entries.iter().map(|e| e.bytes.clone()).collect()
     }
 
     /// The decoded form. It cannot fail for a batch made by [`Encoded::parse`], which
@@ -343,10 +341,13 @@ mod tests {
     }
 
     #[test]
-    fn one_entry_is_shared_not_copied() {
-        let r = request(&[&[3]]);
+    fn chunks_are_shared_not_copied() {
+        let r = request(&[&[3], &[1]]);
         let bytes: Bytes = r.encode_to_vec().into();
         let enc = Encoded::parse(Signal::Traces, bytes.clone()).unwrap();
-        assert_eq!(enc.to_bytes().as_ptr(), bytes.as_ptr());
+        let chunks = enc.chunks();
+        assert_eq!(chunks.len(), 2);
+        assert_eq!(chunks[0].as_ptr(), bytes.as_ptr());
+        assert_eq!(chunks.concat(), bytes.to_vec());
     }
 }

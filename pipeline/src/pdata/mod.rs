@@ -257,11 +257,12 @@ impl Payload {
         }
     }
 
-    /// The protobuf encoding of the request, shared without a copy where it can be.
-    pub fn to_protobuf_bytes(&self) -> bytes::Bytes {
+    /// The protobuf encoding of the request as pieces to write one after the other: an
+    /// encoded batch's entries as they are (no copy), a decoded batch encoded in one piece.
+    pub fn to_protobuf_chunks(&self) -> Vec<bytes::Bytes> {
         match self {
-            Payload::Encoded(e) => e.to_bytes(),
-            decoded => decoded.to_protobuf().into(),
+            Payload::Encoded(e) => e.chunks(),
+            decoded => vec![decoded.to_protobuf().into()],
         }
     }
 }
