@@ -169,7 +169,6 @@ impl Templates {
     }
 
     /// Request `n` of the run: its items are numbered from `first_seq`.
-    #[cfg(test)]
     pub fn render(&self, n: u64, first_seq: u64, sent_unix_nano: u64) -> Vec<u8> {
         let mut out = Vec::new();
         self.render_into(n, first_seq, sent_unix_nano, &mut out);
@@ -242,7 +241,7 @@ fn find_all(hay: &[u8], pat: &[u8]) -> Vec<usize> {
 // ---------- generation ----------
 
 /// xorshift64*: small, fast and the same everywhere.
-pub struct Rng(u64);
+pub(crate) struct Rng(u64);
 
 impl Rng {
     pub fn new(seed: u64) -> Rng {
