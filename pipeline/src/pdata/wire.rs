@@ -19,20 +19,26 @@ const SGROUP: u8 = 3;
 const EGROUP: u8 = 4;
 const I32: u8 = 5;
 
-/// Why a request is not valid OTLP protobuf, and where.
+/// Why a request is not valid OTLP protobuf, and where. Boxed: the checks return it on
+/// their hot paths, where a small `Result` matters.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct WireError {
+pub struct WireError(Box<Detail>);
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+struct Detail {
     description: &'static str,
     /// The innermost message and field being read when it failed.
     at: Option<(&'static str, &'static str)>,
 }
 
 impl WireError {
+    #[cold]
+    #[inline(never)]
     fn new(description: &'static str) -> Self {
-        WireError {
+        WireError(Box::new(Detail {
             description,
             at: None,
-        }
+        }))
     }
 
     /// A batch that was checked when it arrived no longer decodes: a defect, not bad input.
@@ -40,9 +46,10 @@ impl WireError {
         WireError::new("a checked batch does not decode")
     }
 
+    #[cold]
     fn at(mut self, message: &'static str, field: &'static str) -> Self {
-        if self.at.is_none() {
-            self.at = Some((message, field));
+        if self.0.at.is_none() {
+            self.0.at = Some((message, field));
         }
         self
     }
@@ -51,10 +58,10 @@ impl WireError {
 impl fmt::Display for WireError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.write_str("failed to decode Protobuf message: ")?;
-        if let Some((message, field)) = self.at {
+        if let Some((message, field)) = self.0.at {
             write!(f, "{message}.{field}: ")?;
         }
-        f.write_str(self.description)
+        f.write_str(self.0.description)
     }
 }
 
@@ -89,13 +96,31 @@ struct Field {
 pub(crate) struct Msg {
     name: &'static str,
     fields: &'static [Field],
+    /// Field number to its position in `fields`, plus one; 0 for a field prost skips.
+    lookup: [u8; MAX_FIELD + 1],
     /// A span, data point or log record: what item counts count.
     item: bool,
 }
 
+/// The highest field number of the messages checked (Span.flags).
+const MAX_FIELD: usize = 16;
+
+/// Builds [`Msg::lookup`]; a field number above `MAX_FIELD` fails the build.
+const fn lookup(fields: &[Field]) -> [u8; MAX_FIELD + 1] {
+    let mut table = [0u8; MAX_FIELD + 1];
+    let mut i = 0;
+    while i < fields.len() {
+        table[fields[i].number as usize] = (i + 1) as u8;
+        i += 1;
+    }
+    table
+}
+
 impl Msg {
+    #[inline]
     fn field(&self, number: u32) -> Option<&Field> {
-        self.fields.iter().find(|f| f.number == number)
+        let at = *self.lookup.get(number as usize)?;
+        self.fields.get(usize::from(at).checked_sub(1)?)
     }
 }
 
@@ -105,6 +130,7 @@ macro_rules! msg {
             name: $name,
             item: $item,
             fields: &[$(Field { number: $n, name: $f, ty: $ty }),*],
+            lookup: lookup(&[$(Field { number: $n, name: $f, ty: $ty }),*]),
         }
     };
 }
@@ -357,6 +383,7 @@ impl<'a> Reader<'a> {
         self.pos
     }
 
+    #[inline(always)]
     pub(crate) fn varint(&mut self) -> Result<u64, WireError> {
         // The common case: one byte.
         if let Some(&b) = self.buf.get(self.pos) {
@@ -365,6 +392,11 @@ impl<'a> Reader<'a> {
                 return Ok(u64::from(b));
             }
         }
+        self.varint_slow()
+    }
+
+    #[inline(never)]
+    fn varint_slow(&mut self) -> Result<u64, WireError> {
         let mut value = 0u64;
         for i in 0..10 {
             let Some(&b) = self.buf.get(self.pos) else {
@@ -383,6 +415,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A field key: its number and wire type.
+    #[inline(always)]
     pub(crate) fn key(&mut self) -> Result<(u32, u8), WireError> {
         let key = self.varint()?;
         let key = u32::try_from(key).map_err(|_| WireError::new("invalid key value"))?;
@@ -397,6 +430,7 @@ impl<'a> Reader<'a> {
         Ok((number, wire_type))
     }
 
+    #[inline(always)]
     fn advance(&mut self, n: usize) -> Result<(), WireError> {
         if self.buf.len() - self.pos < n {
             return Err(WireError::new("buffer underflow"));
@@ -406,6 +440,7 @@ impl<'a> Reader<'a> {
     }
 
     /// A length-delimited field's bytes.
+    #[inline(always)]
     pub(crate) fn bytes(&mut self) -> Result<&'a [u8], WireError> {
         let len = self.varint()?;
         let len = usize::try_from(len).map_err(|_| WireError::new("buffer underflow"))?;
@@ -463,9 +498,14 @@ fn walk(buf: &[u8], msg: &'static Msg, depth: u32) -> Result<usize, WireError> {
                 .and_then(|b| walk(b, inner, depth - 1))
                 .map(|n| items += n),
             (Ty::Str, LEN) => r.bytes().and_then(|b| {
-                std::str::from_utf8(b)
-                    .map(drop)
-                    .map_err(|_| WireError::new("invalid string value: data is not UTF-8 encoded"))
+                // Nearly every string is ASCII: a word-at-a-time test, inlined, first.
+                if b.is_ascii() || std::str::from_utf8(b).is_ok() {
+                    Ok(())
+                } else {
+                    Err(WireError::new(
+                        "invalid string value: data is not UTF-8 encoded",
+                    ))
+                }
             }),
             (Ty::Bytes, LEN) => r.bytes().map(drop),
             (Ty::Varint | Ty::RepVarint, VARINT) => r.varint().map(drop),
