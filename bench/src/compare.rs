@@ -883,7 +883,8 @@ impl Row {
         self.saturation.iter().chain(self.latency.iter())
     }
 
-    /// items/s, CPU-s/M, busy, idle, peak, e2e p50, e2e p99, ack p99, refused, lost, dup
+    /// items/s, CPU-s/M, busy, idle, peak, peak at the moderate rate, e2e p50, e2e p99,
+    /// ack p99, refused, lost, dup
     fn values(&self, overload: bool) -> [f64; COLUMNS] {
         let lat = !overload;
         [
@@ -892,6 +893,7 @@ impl Row {
             self.med(|m| m.busy_percent, false),
             self.med(|m| m.idle_mib, false),
             self.med(|m| m.peak_mib, false),
+            self.med(|m| m.peak_mib, lat),
             self.med(|m| m.e2e_p50_ms, lat),
             self.med(|m| m.e2e_p99_ms, lat),
             self.med(|m| m.ack_p99_ms, lat),
@@ -907,18 +909,18 @@ fn fmt_val(col: usize, v: f64) -> String {
         return "-".into();
     }
     match col {
-        0 | 2 | 8..=10 => format!("{v:.0}"),
+        0 | 2 | 9..=11 => format!("{v:.0}"),
         1 => format!("{v:.2}"),
         _ => format!("{v:.1}"),
     }
 }
 
-const COLUMNS: usize = 11;
+const COLUMNS: usize = 12;
 const HEADERS: [&str; COLUMNS] = [
-    "items/s", "CPU-s/M", "busy %", "idle MiB", "peak MiB", "p50 ms", "p99 ms", "ack p99",
-    "refused", "lost", "dup",
+    "items/s", "CPU-s/M", "busy %", "idle MiB", "peak MiB", "mod MiB", "p50 ms", "p99 ms",
+    "ack p99", "refused", "lost", "dup",
 ];
-const WIDTHS: [usize; COLUMNS] = [9, 8, 6, 9, 9, 8, 8, 8, 9, 6, 5];
+const WIDTHS: [usize; COLUMNS] = [9, 8, 6, 9, 9, 8, 8, 8, 8, 9, 6, 5];
 
 fn table(rows: &[(Scenario, Vec<Row>)]) -> String {
     let mut out = String::new();
@@ -951,7 +953,7 @@ fn table(rows: &[(Scenario, Vec<Row>)]) -> String {
         if let (Some(f), Some(r)) = (vals.get(&Kind::Ferrotel), vals.get(&Kind::Rotel)) {
             let _ = write!(out, "{:<27} {:<15}", "", "ferrotel/rotel");
             for (c, w) in WIDTHS.iter().enumerate() {
-                let cell = if c == 2 || c >= 8 || r[c] == 0.0 || f[c].is_nan() || r[c].is_nan() {
+                let cell = if c == 2 || c >= 9 || r[c] == 0.0 || f[c].is_nan() || r[c].is_nan() {
                     "-".to_string()
                 } else {
                     format!("{:.2}", f[c] / r[c])

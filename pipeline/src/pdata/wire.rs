@@ -479,6 +479,50 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A string field's bytes must be UTF-8.
+#[inline(always)]
+fn utf8(b: &[u8]) -> Result<(), WireError> {
+    // Nearly every string is ASCII: a word-at-a-time test, inlined, first.
+    if b.is_ascii() || std::str::from_utf8(b).is_ok() {
+        Ok(())
+    } else {
+        Err(WireError::new(
+            "invalid string value: data is not UTF-8 encoded",
+        ))
+    }
+}
+
+/// A `KeyValue` whose value is a string or a scalar, checked in one pass; any other shape
+/// (arrays, maps, bytes, unknown fields) goes through [`walk`].
+fn key_value(buf: &[u8], depth: u32) -> Result<(), WireError> {
+    let mut r = Reader::new(buf);
+    let simple = (|| {
+        while !r.is_done() {
+            match r.key().ok()? {
+                (1, LEN) => utf8(r.bytes().ok()?).ok()?,
+                (2, LEN) => {
+                    let mut v = Reader::new(r.bytes().ok()?);
+                    while !v.is_done() {
+                        match v.key().ok()? {
+                            (1, LEN) => utf8(v.bytes().ok()?).ok()?,
+                            (2 | 3 | 8, VARINT) => drop(v.varint().ok()?),
+                            (4, I64) => v.advance(8).ok()?,
+                            _ => return None,
+                        }
+                    }
+                }
+                (3, VARINT) => drop(r.varint().ok()?),
+                _ => return None,
+            }
+        }
+        Some(())
+    })();
+    match simple {
+        Some(()) if depth >= 2 => Ok(()),
+        _ => walk(buf, &KEY_VALUE, depth).map(drop),
+    }
+}
+
 /// Checks one message and counts the items in it.
 fn walk(buf: &[u8], msg: &'static Msg, depth: u32) -> Result<usize, WireError> {
     if depth == 0 {
@@ -493,20 +537,15 @@ fn walk(buf: &[u8], msg: &'static Msg, depth: u32) -> Result<usize, WireError> {
             continue;
         };
         let checked = match (field.ty, wire_type) {
+            // Attributes are most of what a span holds: their check skips the general walk.
+            (Ty::Msg(inner), LEN) if std::ptr::eq(inner, &KEY_VALUE) => {
+                r.bytes().and_then(|b| key_value(b, depth - 1))
+            }
             (Ty::Msg(inner), LEN) => r
                 .bytes()
                 .and_then(|b| walk(b, inner, depth - 1))
                 .map(|n| items += n),
-            (Ty::Str, LEN) => r.bytes().and_then(|b| {
-                // Nearly every string is ASCII: a word-at-a-time test, inlined, first.
-                if b.is_ascii() || std::str::from_utf8(b).is_ok() {
-                    Ok(())
-                } else {
-                    Err(WireError::new(
-                        "invalid string value: data is not UTF-8 encoded",
-                    ))
-                }
-            }),
+            (Ty::Str, LEN) => r.bytes().and_then(utf8),
             (Ty::Bytes, LEN) => r.bytes().map(drop),
             (Ty::Varint | Ty::RepVarint, VARINT) => r.varint().map(drop),
             (Ty::Fixed64 | Ty::RepFixed64, I64) => r.advance(8),
