@@ -19,7 +19,9 @@ use ferrotel_pipeline::config::value::Value;
 use ferrotel_pipeline::factory::{Factory, ProcessorFactory, Registry};
 use ferrotel_pipeline::pdata::common::{any_value, AnyValue, InstrumentationScope, KeyValue};
 use ferrotel_pipeline::pdata::resource::Resource;
-use ferrotel_pipeline::pdata::{trace, ExportTraceServiceRequest, Payload, Signal, Traces};
+use ferrotel_pipeline::pdata::{
+    trace, Encoded, ExportTraceServiceRequest, Payload, Signal, Traces,
+};
 use ferrotel_pipeline::telemetry::{Naming, ServiceIdentity, Telemetry};
 use ferrotel_processors::batch::{
     BatchProcessorFactory, QUEUE_CAPACITY, RETRY_BUDGET, SHUTDOWN_RETRY_BUDGET, TOO_MANY_BATCHERS,
@@ -337,6 +339,49 @@ async fn zero_timeout_sends_every_envelope_at_once() {
     until(Duration::from_millis(10), || sink.batches() == 2).await;
     assert_eq!(sink.sizes(), vec![2, 3]);
     assert_eq!(p.metrics().size_trigger_send.get(), 2);
+    p.processor.shutdown().await.unwrap();
+}
+
+/// The same batch kept encoded, as a pass-through pipeline carries it.
+fn encoded(t: &Traces) -> Payload {
+    use prost::Message;
+    Payload::Encoded(Encoded::parse(Signal::Traces, t.0.encode_to_vec().into()).unwrap())
+}
+
+#[tokio::test(start_paused = true)]
+async fn encoded_batches_merge_and_split_like_decoded_ones() {
+    let sink = Sink::new();
+    let p = start(
+        "send_batch_size: 3\nsend_batch_max_size: 4\ntimeout: 1s",
+        sink.clone(),
+    )
+    .await;
+    let a = traces("a", &[&[2, 3], &[1]]);
+    let b = traces("b", &[&[5]]);
+    let mut expected = span_rows(&Payload::Traces(a.clone()));
+    expected.extend(span_rows(&Payload::Traces(b.clone())));
+    let (first, first_ack) = with_ack(Envelope::new(encoded(&a)));
+    p.consume(first).await.unwrap();
+    p.consume(Envelope::new(encoded(&b))).await.unwrap();
+    until(Duration::from_secs(2), || {
+        sink.sizes().iter().sum::<usize>() == 11
+    })
+    .await;
+    assert_eq!(sink.sizes(), vec![4, 4, 3]);
+    let got: Vec<_> = sink
+        .accepted
+        .lock()
+        .unwrap()
+        .iter()
+        .flat_map(|e| {
+            assert!(matches!(*e.payload, Payload::Encoded(_)), "still encoded");
+            span_rows(&e.payload.decoded().unwrap())
+        })
+        .collect();
+    assert_eq!(got, expected, "order kept, nothing lost or duplicated");
+    // `a` went out in the first two batches: its acknowledgement waits for both.
+    sink.release();
+    assert_eq!(first_ack.await.unwrap(), Ok(()));
     p.processor.shutdown().await.unwrap();
 }
 
