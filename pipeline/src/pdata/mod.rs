@@ -1,5 +1,6 @@
 //! Telemetry data as it travels through the agent: the OTLP export requests in their decoded
-//! protobuf form, wrapped per signal.
+//! protobuf form, wrapped per signal, or still encoded ([`Encoded`]) where no stage needs
+//! to look inside them.
 
 mod encoded;
 pub mod json;

@@ -64,7 +64,7 @@ impl Handler {
     /// One export call: the request's bytes in, the encoded response out.
     async fn export(&self, signal: Signal, request: Request<Bytes>) -> Result<Bytes, Status> {
         let client = self.client(&request);
-        // As tonic's protobuf codec answers a request that does not decode.
+        // INTERNAL, as grpc-go (and tonic's protobuf codec) answers a request it cannot unmarshal.
         let payload = self
             .intake
             .decode_protobuf(signal, request.into_inner())

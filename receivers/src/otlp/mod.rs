@@ -9,11 +9,12 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
+use bytes::Bytes;
+use prost::Message;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
 use tracing::{info, warn};
 
-use bytes::Bytes;
 use ferrotel_pipeline::component::{
     config_as, Accepted, ClientInfo, Component, ComponentConfig, ComponentError, ConsumeError,
     CreateSettings, Envelope, Host, SignalConsumers,
@@ -21,8 +22,6 @@ use ferrotel_pipeline::component::{
 use ferrotel_pipeline::config::decode::DecodeError;
 use ferrotel_pipeline::config::value::Value;
 use ferrotel_pipeline::factory::{decode_config, Factory, ReceiverFactory, Stability};
-use prost::Message;
-
 use ferrotel_pipeline::pdata::{
     Encoded, ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest,
     Payload, Signal,
