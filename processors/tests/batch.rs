@@ -349,44 +349,17 @@ fn encoded(t: &Traces) -> Payload {
 }
 
 #[tokio::test(start_paused = true)]
-async fn encoded_batches_merge_and_split_like_decoded_ones() {
-    let sink = Sink::new();
-    let p = start(
-        "send_batch_size: 3\nsend_batch_max_size: 4\ntimeout: 1s",
-        sink.clone(),
-    )
-    .await;
-    let a = traces("a", &[&[2, 3], &[1]]);
-    let b = traces("b", &[&[5]]);
-    let mut expected = span_rows(&Payload::Traces(a.clone()));
-    expected.extend(span_rows(&Payload::Traces(b.clone())));
-    let (first, first_ack) = with_ack(Envelope::new(encoded(&a)));
-    p.consume(first).await.unwrap();
-    p.consume(Envelope::new(encoded(&b))).await.unwrap();
-    until(Duration::from_secs(2), || {
-        sink.sizes().iter().sum::<usize>() == 11
-    })
-    .await;
-    assert_eq!(sink.sizes(), vec![4, 4, 3]);
-    let got: Vec<_> = sink
-        .accepted
-        .lock()
-        .unwrap()
-        .iter()
-        .flat_map(|e| {
-            assert!(matches!(*e.payload, Payload::Encoded(_)), "still encoded");
-            span_rows(&e.payload.decoded().unwrap())
-        })
-        .collect();
-    assert_eq!(got, expected, "order kept, nothing lost or duplicated");
-    // `a` went out in the first two batches: its acknowledgement waits for both.
-    sink.release();
-    assert_eq!(first_ack.await.unwrap(), Ok(()));
-    p.processor.shutdown().await.unwrap();
+async fn max_size_splits_keeping_resource_scope_and_every_item() {
+    split_at_max_size(|t| Payload::Traces(t.clone())).await;
 }
 
 #[tokio::test(start_paused = true)]
-async fn max_size_splits_keeping_resource_scope_and_every_item() {
+async fn encoded_batches_merge_and_split_like_decoded_ones() {
+    split_at_max_size(encoded).await;
+}
+
+/// Two inputs of 6 and 5 spans in `form`, batched at 3 with a maximum of 4.
+async fn split_at_max_size(form: fn(&Traces) -> Payload) {
     let sink = Sink::new();
     let p = start(
         "send_batch_size: 3\nsend_batch_max_size: 4\ntimeout: 1s",
@@ -397,8 +370,10 @@ async fn max_size_splits_keeping_resource_scope_and_every_item() {
     let b = traces("b", &[&[5]]);
     let mut expected = span_rows(&Payload::Traces(a.clone()));
     expected.extend(span_rows(&Payload::Traces(b.clone())));
-    p.consume(Envelope::new(Payload::Traces(a))).await.unwrap();
-    p.consume(Envelope::new(Payload::Traces(b))).await.unwrap();
+    let input_encoded = matches!(form(&a), Payload::Encoded(_));
+    let (first, first_ack) = with_ack(Envelope::new(form(&a)));
+    p.consume(first).await.unwrap();
+    p.consume(Envelope::new(form(&b))).await.unwrap();
     until(Duration::from_secs(2), || {
         sink.sizes().iter().sum::<usize>() == 11
     })
@@ -412,7 +387,11 @@ async fn max_size_splits_keeping_resource_scope_and_every_item() {
         .lock()
         .unwrap()
         .iter()
-        .flat_map(|e| span_rows(&e.payload))
+        .flat_map(|e| {
+            let still_encoded = matches!(*e.payload, Payload::Encoded(_));
+            assert_eq!(still_encoded, input_encoded, "the form is kept");
+            span_rows(&e.payload.decoded().unwrap())
+        })
         .collect();
     assert_eq!(got, expected, "order kept, nothing lost or duplicated");
     for (name, res, scope) in &got {
@@ -423,6 +402,9 @@ async fn max_size_splits_keeping_resource_scope_and_every_item() {
         );
         assert_eq!(res, tag_r, "{name} under resource {res}");
     }
+    // `a` went out in the first two batches: its acknowledgement waits for both.
+    sink.release();
+    assert_eq!(first_ack.await.unwrap(), Ok(()));
     p.processor.shutdown().await.unwrap();
 }
 
