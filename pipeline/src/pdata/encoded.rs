@@ -187,12 +187,16 @@ impl Encoded {
         for entry in taken {
             front.push(entry);
         }
-        if remaining > 0 {
-            if let Some(entry) = self.entries.first().cloned() {
-                if let Ok((head, tail)) = self.cut_entry(&entry, remaining) {
+        if remaining > 0 && !self.entries.is_empty() {
+            let entry = self.entries.remove(0);
+            match self.cut_entry(&entry, remaining) {
+                Ok((head, tail)) => {
                     front.merge(head).ok();
-                    self.entries.splice(0..1, tail.entries);
+                    self.entries.splice(0..0, tail.entries);
                 }
+                // Cannot happen to a checked entry; if it did, the whole entry goes, so the
+                // caller's loop still makes progress.
+                Err(_) => front.push(entry),
             }
         }
         self.items = self.entries.iter().map(|e| e.items).sum();
@@ -329,6 +333,20 @@ mod tests {
         assert_eq!(all.item_count(), 2);
         assert!(enc.is_empty());
         assert_eq!(enc.encoded_len(), 0);
+    }
+
+    #[test]
+    fn a_split_always_makes_progress() {
+        // An entry that does not decode (never made by `parse`) moves whole.
+        let mut enc = Encoded::empty(Signal::Traces);
+        enc.push(Entry {
+            bytes: Bytes::from_static(&[0x0a, 0x02, 0xff, 0xff]),
+            items: 5,
+        });
+        let front = enc.split_front(2);
+        assert_eq!(front.item_count(), 5);
+        assert!(enc.is_empty());
+        assert_eq!(enc.item_count(), 0);
     }
 
     #[test]
