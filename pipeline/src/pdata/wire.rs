@@ -417,6 +417,18 @@ impl<'a> Reader<'a> {
     /// A field key: its number and wire type.
     #[inline(always)]
     pub(crate) fn key(&mut self) -> Result<(u32, u8), WireError> {
+        // The common case: one byte, a field from 1 to 15 with a valid wire type.
+        if let Some(&b) = self.buf.get(self.pos) {
+            if (8..0x80).contains(&b) && (b & 7) <= I32 {
+                self.pos += 1;
+                return Ok((u32::from(b >> 3), b & 7));
+            }
+        }
+        self.key_slow()
+    }
+
+    #[inline(never)]
+    fn key_slow(&mut self) -> Result<(u32, u8), WireError> {
         let key = self.varint()?;
         let key = u32::try_from(key).map_err(|_| WireError::new("invalid key value"))?;
         let wire_type = (key & 7) as u8;
