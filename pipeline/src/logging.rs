@@ -4,17 +4,21 @@ use std::fs::OpenOptions;
 use std::io::IsTerminal;
 use std::sync::Mutex;
 
+use tracing_subscriber::filter::{LevelFilter, Targets};
 use tracing_subscriber::fmt::writer::BoxMakeWriter;
-use tracing_subscriber::EnvFilter;
+use tracing_subscriber::layer::SubscriberExt;
+use tracing_subscriber::util::SubscriberInitExt;
 
 use crate::config::service::{LogEncoding, LogLevel, LogsTelemetry};
 
-fn level_name(level: LogLevel) -> &'static str {
+fn level_filter(level: LogLevel) -> LevelFilter {
     match level {
-        LogLevel::Debug => "debug",
-        LogLevel::Info => "info",
-        LogLevel::Warn => "warn",
-        LogLevel::Error | LogLevel::Dpanic | LogLevel::Panic | LogLevel::Fatal => "error",
+        LogLevel::Debug => LevelFilter::DEBUG,
+        LogLevel::Info => LevelFilter::INFO,
+        LogLevel::Warn => LevelFilter::WARN,
+        LogLevel::Error | LogLevel::Dpanic | LogLevel::Panic | LogLevel::Fatal => {
+            LevelFilter::ERROR
+        }
     }
 }
 
@@ -36,16 +40,17 @@ fn writer(paths: &[String]) -> Result<BoxMakeWriter, String> {
 /// Installs the global subscriber. Library noise (HTTP/2 internals) is kept at warn unless
 /// the level is debug.
 pub fn init(config: &LogsTelemetry) -> Result<(), String> {
-    let level = level_name(config.level);
+    let level = level_filter(config.level);
     let quiet = if config.level == LogLevel::Debug {
-        "info"
+        LevelFilter::INFO
     } else {
-        "warn"
+        LevelFilter::WARN
     };
-    let filter = EnvFilter::try_new(format!(
-        "{level},h2={quiet},hyper={quiet},hyper_util={quiet},tonic={quiet},tower={quiet},rustls={quiet}"
-    ))
-    .map_err(|e| e.to_string())?;
+    // By target prefix, as an env-filter directive list would, without compiling its regexes.
+    let mut filter = Targets::new().with_default(level);
+    for noisy in ["h2", "hyper", "hyper_util", "tonic", "tower", "rustls"] {
+        filter = filter.with_target(noisy, quiet);
+    }
     let make_writer = writer(&config.output_paths)?;
     let to_terminal = match config.output_paths.first().map(String::as_str) {
         None | Some("stderr") => std::io::stderr().is_terminal(),
@@ -53,13 +58,17 @@ pub fn init(config: &LogsTelemetry) -> Result<(), String> {
         Some(_) => false,
     };
     let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
         .with_writer(make_writer)
         .with_ansi(to_terminal)
         .with_target(false);
     let result = match config.encoding {
-        LogEncoding::Json => builder.json().flatten_event(true).try_init(),
-        LogEncoding::Console => builder.try_init(),
+        LogEncoding::Json => builder
+            .json()
+            .flatten_event(true)
+            .finish()
+            .with(filter)
+            .try_init(),
+        LogEncoding::Console => builder.finish().with(filter).try_init(),
     };
     result.map_err(|e| e.to_string())
 }

@@ -14,20 +14,31 @@ pub struct ComponentId {
     name: Option<String>,
 }
 
-fn type_regex() -> Option<&'static Regex> {
-    static RE: OnceLock<Option<Regex>> = OnceLock::new();
-    RE.get_or_init(|| Regex::new(r"^[a-zA-Z][0-9a-zA-Z_]{0,62}$").ok())
-        .as_ref()
+/// Upstream's `^[a-zA-Z][0-9a-zA-Z_]{0,62}$`.
+fn valid_type(kind: &str) -> bool {
+    let bytes = kind.as_bytes();
+    matches!(bytes.first(), Some(b) if b.is_ascii_alphabetic())
+        && bytes.len() <= 63
+        && bytes
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || *b == b'_')
 }
 
-fn name_regex() -> Option<&'static Regex> {
+/// Upstream's `^[^\pZ\pC\pS]+$`: no separators, control or other invisible characters, or
+/// symbols. ASCII names, nearly all of them, are checked by hand; the Unicode tables (a
+/// regex) are loaded only for a name that needs them.
+fn valid_name(name: &str) -> bool {
+    if name.is_ascii() {
+        // ASCII's Z (space), C (controls, DEL) and S (`$ + < = > ^ ` | ~`).
+        return !name.is_empty()
+            && name
+                .bytes()
+                .all(|b| b > b' ' && b != 0x7f && !b"$+<=>^`|~".contains(&b));
+    }
     static RE: OnceLock<Option<Regex>> = OnceLock::new();
     RE.get_or_init(|| Regex::new(r"^[^\pZ\pC\pS]+$").ok())
         .as_ref()
-}
-
-fn valid_type(kind: &str) -> bool {
-    type_regex().is_some_and(|re| re.is_match(kind))
+        .is_some_and(|re| re.is_match(name))
 }
 
 impl ComponentId {
@@ -53,7 +64,7 @@ impl ComponentId {
             if name.chars().count() > 1024 {
                 return Err(format!("name \"{name}\" is longer than 1024 characters"));
             }
-            if !name_regex().is_some_and(|re| re.is_match(name)) {
+            if !valid_name(name) {
                 return Err(format!("invalid character(s) in name \"{name}\""));
             }
         }
@@ -133,6 +144,27 @@ impl fmt::Display for PipelineId {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn hand_checks_agree_with_upstreams_regexes() {
+        let name_re = Regex::new(r"^[^\pZ\pC\pS]+$").unwrap();
+        let type_re = Regex::new(r"^[a-zA-Z][0-9a-zA-Z_]{0,62}$").unwrap();
+        for c in 0u8..=127 {
+            let one = (c as char).to_string();
+            assert_eq!(valid_name(&one), name_re.is_match(&one), "name {c:#x}");
+            let in_name = format!("a{}b", c as char);
+            assert_eq!(valid_name(&in_name), name_re.is_match(&in_name), "{c:#x}");
+            assert_eq!(valid_type(&one), type_re.is_match(&one), "type {c:#x}");
+            let in_type = format!("a{}", c as char);
+            assert_eq!(valid_type(&in_type), type_re.is_match(&in_type), "{c:#x}");
+        }
+        for t in ["", "a", "a_1", "1a", &"a".repeat(63), &"a".repeat(64)] {
+            assert_eq!(valid_type(t), type_re.is_match(t), "type {t:?}");
+        }
+        for n in ["", "prod", "é", "a€", "a b", "a\u{200b}", "日本"] {
+            assert_eq!(valid_name(n), name_re.is_match(n), "name {n:?}");
+        }
+    }
 
     #[test]
     fn parses_valid_ids() {
