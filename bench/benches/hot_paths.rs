@@ -316,8 +316,9 @@ fn floor(c: &mut Criterion) {
 }
 
 /// The pass-through path, for pipelines that never look inside the data: the receiver checks
-/// the request in full without decoding it, and the exporter sends those bytes; with gzip
-/// export that is the check plus gzip, below the floor of a pipeline that decodes.
+/// the request in full without decoding it, batching appends and cuts encoded requests, and
+/// the exporter sends those bytes; with gzip export that is the check plus gzip, below the
+/// floor of a pipeline that decodes.
 fn passthrough(c: &mut Criterion) {
     let body = Bytes::from(request(Signal::Traces));
     let encoded = Encoded::parse(PipelineSignal::Traces, body.clone()).unwrap();
@@ -328,6 +329,29 @@ fn passthrough(c: &mut Criterion) {
     g.bench_function("check/traces", |b| {
         b.iter(|| Encoded::parse(PipelineSignal::Traces, black_box(body.clone())).unwrap())
     });
+    // The batch processor's work on encoded requests: 16 appended, then cut into pieces of
+    // 1000 spans (a piece boundary inside a request decodes and re-encodes that resource).
+    let parts: Vec<Payload> = requests(Signal::Traces, BATCH_REQUESTS)
+        .into_iter()
+        .map(|r| Payload::Encoded(Encoded::parse(PipelineSignal::Traces, r.into()).unwrap()))
+        .collect();
+    let merged = merge_all(parts.clone());
+    assert_eq!(merged.item_count(), BATCH_REQUESTS * ITEMS);
+    assert_eq!(
+        split_all(merged.clone())
+            .iter()
+            .map(Payload::item_count)
+            .sum::<usize>(),
+        BATCH_REQUESTS * ITEMS
+    );
+    g.throughput(Throughput::Elements((BATCH_REQUESTS * ITEMS) as u64));
+    g.bench_function("merge/16x512_spans", |b| {
+        b.iter_batched(|| parts.clone(), merge_all, BatchSize::SmallInput)
+    });
+    g.bench_function("split_front/8192_spans_by_1000", |b| {
+        b.iter_batched(|| merged.clone(), split_all, BatchSize::SmallInput)
+    });
+    g.throughput(Throughput::Elements(ITEMS as u64));
     g.bench_function("check_gzip/traces", |b| {
         b.iter(|| {
             let encoded = Encoded::parse(PipelineSignal::Traces, black_box(body.clone())).unwrap();
