@@ -170,7 +170,7 @@ impl Encoded {
     }
 
     /// Removes the first `n` items into a new batch. Whole entries move as they are; an
-    /// entry cut in two is decoded, split under its resource and scope, and re-encoded.
+    /// entry cut in two is split in its encoding, each half keeping the resource and scope.
     pub fn split_front(&mut self, n: usize) -> Encoded {
         let mut front = Encoded::empty(self.signal);
         let mut whole = 0;
@@ -204,20 +204,20 @@ impl Encoded {
         front
     }
 
-    /// Splits one entry after `n` items, through its decoded form.
+    /// Splits one entry after `n` items, in its encoding (see [`wire::split_entry`]).
     fn cut_entry(&self, entry: &Entry, n: usize) -> Result<(Encoded, Encoded), WireError> {
-        let single = Encoded {
-            signal: self.signal,
-            entries: vec![entry.clone()],
-            items: entry.items,
-            len: entry.bytes.len(),
-        };
-        let mut decoded = single.decode()?;
-        let head = decoded.split_front(n);
-        Ok((
-            Encoded::from_decoded(&head),
-            Encoded::from_decoded(&decoded),
-        ))
+        let (head, tail) = wire::split_entry(self.signal, &entry.bytes, n)?;
+        let mut front = Encoded::empty(self.signal);
+        front.push(Entry {
+            bytes: head.into(),
+            items: n,
+        });
+        let mut back = Encoded::empty(self.signal);
+        back.push(Entry {
+            bytes: tail.into(),
+            items: entry.items.saturating_sub(n),
+        });
+        Ok((front, back))
     }
 }
 
@@ -333,6 +333,128 @@ mod tests {
         assert_eq!(all.item_count(), 2);
         assert!(enc.is_empty());
         assert_eq!(enc.encoded_len(), 0);
+    }
+
+    fn metrics_request() -> crate::pdata::ExportMetricsServiceRequest {
+        use crate::pdata::metrics::{self, metric::Data};
+        let point = |v: u8| metrics::NumberDataPoint {
+            attributes: vec![],
+            time_unix_nano: u64::from(v),
+            ..Default::default()
+        };
+        let hist = |v: u8| metrics::HistogramDataPoint {
+            count: u64::from(v),
+            bucket_counts: vec![1, 2],
+            explicit_bounds: vec![1.0],
+            ..Default::default()
+        };
+        let metric = |name: &str, data: Data| metrics::Metric {
+            name: name.into(),
+            unit: "s".into(),
+            description: "d".into(),
+            data: Some(data),
+            ..Default::default()
+        };
+        crate::pdata::ExportMetricsServiceRequest {
+            resource_metrics: vec![metrics::ResourceMetrics {
+                schema_url: "r".into(),
+                scope_metrics: vec![
+                    metrics::ScopeMetrics {
+                        metrics: vec![
+                            metric(
+                                "sum",
+                                Data::Sum(metrics::Sum {
+                                    data_points: (1..=3).map(point).collect(),
+                                    aggregation_temporality: 2,
+                                    is_monotonic: true,
+                                }),
+                            ),
+                            metric(
+                                "hist",
+                                Data::Histogram(metrics::Histogram {
+                                    data_points: (4..=5).map(hist).collect(),
+                                    aggregation_temporality: 1,
+                                }),
+                            ),
+                        ],
+                        ..Default::default()
+                    },
+                    metrics::ScopeMetrics {
+                        metrics: vec![metric(
+                            "gauge",
+                            Data::Gauge(metrics::Gauge {
+                                data_points: (6..=9).map(point).collect(),
+                            }),
+                        )],
+                        schema_url: "s".into(),
+                        ..Default::default()
+                    },
+                ],
+                ..Default::default()
+            }],
+        }
+    }
+
+    /// Cutting a batch in its encoding gives what cutting its decoded form gives, at every
+    /// point, for every signal.
+    #[test]
+    fn encoded_split_matches_decoded_split_everywhere() {
+        let logs = crate::pdata::ExportLogsServiceRequest {
+            resource_logs: vec![logs::ResourceLogs {
+                scope_logs: vec![
+                    logs::ScopeLogs {
+                        log_records: (0..3)
+                            .map(|i| logs::LogRecord {
+                                severity_text: format!("l{i}"),
+                                ..Default::default()
+                            })
+                            .collect(),
+                        ..Default::default()
+                    },
+                    logs::ScopeLogs::default(),
+                    logs::ScopeLogs {
+                        log_records: vec![logs::LogRecord::default(); 2],
+                        schema_url: "x".into(),
+                        ..Default::default()
+                    },
+                ],
+                schema_url: "r".into(),
+                ..Default::default()
+            }],
+        };
+        let cases: Vec<(Signal, Vec<u8>, Payload)> = vec![
+            {
+                let r = request(&[&[2, 3], &[4]]);
+                (Signal::Traces, r.encode_to_vec(), Payload::from(r))
+            },
+            {
+                let r = metrics_request();
+                (Signal::Metrics, r.encode_to_vec(), Payload::from(r))
+            },
+            (Signal::Logs, logs.encode_to_vec(), Payload::from(logs)),
+        ];
+        for (signal, bytes, decoded) in cases {
+            let total = decoded.item_count();
+            for n in 1..total {
+                let mut enc = Encoded::parse(signal, bytes.clone().into()).unwrap();
+                let head = enc.split_front(n);
+                let mut expected_tail = decoded.clone();
+                let expected_head = expected_tail.split_front(n);
+                assert_eq!(head.item_count(), n, "{signal} at {n}");
+                assert_eq!(enc.item_count(), total - n, "{signal} at {n}");
+                assert_eq!(
+                    head.decode().unwrap(),
+                    expected_head,
+                    "{signal} head at {n}"
+                );
+                assert_eq!(enc.decode().unwrap(), expected_tail, "{signal} tail at {n}");
+                // Each half is a checked request on its own, with the counts it claims.
+                for half in [&head, &enc] {
+                    let again = Encoded::parse(signal, half.to_vec().into()).unwrap();
+                    assert_eq!(again.item_count(), half.item_count());
+                }
+            }
+        }
     }
 
     #[test]

@@ -583,6 +583,114 @@ fn walk(buf: &[u8], msg: &'static Msg, depth: u32) -> Result<usize, WireError> {
     Ok(items + usize::from(msg.item))
 }
 
+/// Whether a message type can hold items (a resource or scope group, a metric and its data,
+/// or an item itself): a split puts such a field on one side; any other field (resource,
+/// scope, names, settings) is copied to both sides.
+fn holds_items(msg: &'static Msg) -> bool {
+    msg.item
+        || [
+            &RESOURCE_SPANS,
+            &SCOPE_SPANS,
+            &RESOURCE_LOGS,
+            &SCOPE_LOGS,
+            &RESOURCE_METRICS,
+            &SCOPE_METRICS,
+            &METRIC,
+            &GAUGE,
+            &SUM,
+            &HISTOGRAM,
+            &EXP_HISTOGRAM,
+            &SUMMARY,
+        ]
+        .iter()
+        .any(|m| std::ptr::eq(*m, msg))
+}
+
+/// Appends a length-delimited field: `key` (the original key bytes) and `body`.
+fn write_field(key: &[u8], body: &[u8], out: &mut Vec<u8>) {
+    out.extend_from_slice(key);
+    let mut len = body.len() as u64;
+    while len >= 0x80 {
+        out.push((len as u8 & 0x7f) | 0x80);
+        len >>= 7;
+    }
+    out.push(len as u8);
+    out.extend_from_slice(body);
+}
+
+/// Splits a checked message holding items after its first `n` items, in its encoding: fields
+/// that hold no items are copied to both halves, the items and their groups go to one side,
+/// and the one group that straddles the cut is split the same way. Returns the two halves'
+/// encodings (without the message's own key and length).
+fn split_message(
+    buf: &[u8],
+    msg: &'static Msg,
+    mut n: usize,
+    head: &mut Vec<u8>,
+    tail: &mut Vec<u8>,
+) -> Result<(), WireError> {
+    let mut r = Reader::new(buf);
+    let mut cut = false;
+    while !r.is_done() {
+        let start = r.position();
+        let (number, wire_type) = r.key()?;
+        let key_end = r.position();
+        let inner = match msg.field(number).map(|f| f.ty) {
+            Some(Ty::Msg(inner)) if wire_type == LEN && holds_items(inner) => inner,
+            _ => {
+                // Holds no items: both halves keep it.
+                r.skip(number, wire_type, RECURSION_LIMIT)?;
+                let field = &buf[start..r.position()];
+                head.extend_from_slice(field);
+                tail.extend_from_slice(field);
+                continue;
+            }
+        };
+        let body = r.bytes()?;
+        let field = &buf[start..r.position()];
+        let items = if inner.item {
+            1
+        } else {
+            walk(body, inner, RECURSION_LIMIT)?
+        };
+        // Whole groups go first while they fit (empty ones too, as the decoded split does);
+        // the first that does not is cut, or goes behind the cut when nothing is left.
+        if !cut && items <= n {
+            head.extend_from_slice(field);
+            n -= items;
+        } else if !cut && n > 0 {
+            let (mut h, mut t) = (Vec::new(), Vec::new());
+            split_message(body, inner, n, &mut h, &mut t)?;
+            write_field(&buf[start..key_end], &h, head);
+            write_field(&buf[start..key_end], &t, tail);
+            cut = true;
+        } else {
+            tail.extend_from_slice(field);
+            cut = true;
+        }
+    }
+    Ok(())
+}
+
+/// Splits one top-level entry made by [`index`] after `n` of its items, without decoding:
+/// the two entries that result.
+pub(crate) fn split_entry(
+    signal: Signal,
+    entry: &[u8],
+    n: usize,
+) -> Result<(Vec<u8>, Vec<u8>), WireError> {
+    let body = entry_body(entry)?;
+    let (mut h, mut t) = (Vec::new(), Vec::new());
+    split_message(body, resource_message(signal), n, &mut h, &mut t)?;
+    let (mut head, mut tail) = (
+        Vec::with_capacity(h.len() + 6),
+        Vec::with_capacity(t.len() + 6),
+    );
+    write_entry(&h, &mut head);
+    write_entry(&t, &mut tail);
+    Ok((head, tail))
+}
+
 /// One top-level entry of a request: the byte range of the whole field (key, length and a
 /// Resource{Spans,Metrics,Logs} message) and the items in it.
 #[derive(Debug)]
@@ -633,14 +741,7 @@ pub(crate) fn entry_body(entry: &[u8]) -> Result<&[u8], WireError> {
 
 /// Writes a top-level entry (field 1, length-delimited) around `body`.
 pub(crate) fn write_entry(body: &[u8], out: &mut Vec<u8>) {
-    out.push(0x0a);
-    let mut len = body.len() as u64;
-    while len >= 0x80 {
-        out.push((len as u8 & 0x7f) | 0x80);
-        len >>= 7;
-    }
-    out.push(len as u8);
-    out.extend_from_slice(body);
+    write_field(&[0x0a], body, out);
 }
 
 #[cfg(test)]
