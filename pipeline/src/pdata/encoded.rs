@@ -55,9 +55,11 @@ impl Encoded {
         ) -> Encoded {
             let mut encoded = Encoded::empty(signal);
             for group in groups {
-                let body = group.encode_to_vec();
-                let mut bytes = Vec::with_capacity(body.len() + 6);
-                wire::write_entry(&body, &mut bytes);
+                // Field 1, length-delimited: the key, then prost writes length and message
+                // (into a Vec, which never runs out of room).
+                let mut bytes = Vec::with_capacity(group.encoded_len() + 6);
+                bytes.push(0x0a);
+                group.encode_length_delimited(&mut bytes).ok();
                 encoded.push(Entry {
                     bytes: bytes.into(),
                     items: count(group),
@@ -66,19 +68,21 @@ impl Encoded {
             encoded
         }
         match payload {
-            Payload::Traces(t) => entries(Signal::Traces, &t.0.resource_spans, |rs| {
-                rs.scope_spans.iter().map(|s| s.spans.len()).sum()
-            }),
-            Payload::Metrics(m) => entries(Signal::Metrics, &m.0.resource_metrics, |rm| {
-                rm.scope_metrics
-                    .iter()
-                    .flat_map(|s| &s.metrics)
-                    .map(super::metric_point_count)
-                    .sum()
-            }),
-            Payload::Logs(l) => entries(Signal::Logs, &l.0.resource_logs, |rl| {
-                rl.scope_logs.iter().map(|s| s.log_records.len()).sum()
-            }),
+            Payload::Traces(t) => entries(
+                Signal::Traces,
+                &t.0.resource_spans,
+                super::resource_span_count,
+            ),
+            Payload::Metrics(m) => entries(
+                Signal::Metrics,
+                &m.0.resource_metrics,
+                super::resource_point_count,
+            ),
+            Payload::Logs(l) => entries(
+                Signal::Logs,
+                &l.0.resource_logs,
+                super::resource_record_count,
+            ),
             Payload::Encoded(e) => e.clone(),
         }
     }
@@ -173,51 +177,42 @@ impl Encoded {
     /// entry cut in two is split in its encoding, each half keeping the resource and scope.
     pub fn split_front(&mut self, n: usize) -> Encoded {
         let mut front = Encoded::empty(self.signal);
-        let mut whole = 0;
         let mut remaining = n;
-        for entry in &self.entries {
-            if entry.items > remaining {
-                break;
-            }
-            remaining -= entry.items;
-            whole += 1;
-        }
-        let rest = self.entries.split_off(whole);
-        let taken = std::mem::replace(&mut self.entries, rest);
-        for entry in taken {
+        let whole = self
+            .entries
+            .iter()
+            .take_while(|e| {
+                let fits = e.items <= remaining;
+                if fits {
+                    remaining -= e.items;
+                }
+                fits
+            })
+            .count();
+        for entry in self.entries.drain(..whole) {
             front.push(entry);
         }
         if remaining > 0 && !self.entries.is_empty() {
-            let entry = self.entries.remove(0);
-            match self.cut_entry(&entry, remaining) {
+            let first = &mut self.entries[0];
+            match wire::split_entry(self.signal, &first.bytes, remaining) {
                 Ok((head, tail)) => {
-                    front.merge(head).ok();
-                    self.entries.splice(0..0, tail.entries);
+                    front.push(Entry {
+                        bytes: head.into(),
+                        items: remaining,
+                    });
+                    *first = Entry {
+                        bytes: tail.into(),
+                        items: first.items - remaining,
+                    };
                 }
                 // Cannot happen to a checked entry; if it did, the whole entry goes, so the
                 // caller's loop still makes progress.
-                Err(_) => front.push(entry),
+                Err(_) => front.push(self.entries.remove(0)),
             }
         }
         self.items = self.entries.iter().map(|e| e.items).sum();
         self.len = self.entries.iter().map(|e| e.bytes.len()).sum();
         front
-    }
-
-    /// Splits one entry after `n` items, in its encoding (see [`wire::split_entry`]).
-    fn cut_entry(&self, entry: &Entry, n: usize) -> Result<(Encoded, Encoded), WireError> {
-        let (head, tail) = wire::split_entry(self.signal, &entry.bytes, n)?;
-        let mut front = Encoded::empty(self.signal);
-        front.push(Entry {
-            bytes: head.into(),
-            items: n,
-        });
-        let mut back = Encoded::empty(self.signal);
-        back.push(Entry {
-            bytes: tail.into(),
-            items: entry.items.saturating_sub(n),
-        });
-        Ok((front, back))
     }
 }
 

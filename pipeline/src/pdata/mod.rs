@@ -76,14 +76,28 @@ pub struct Metrics(pub ExportMetricsServiceRequest);
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Logs(pub ExportLogsServiceRequest);
 
+/// Spans under one resource.
+pub(crate) fn resource_span_count(rs: &trace::ResourceSpans) -> usize {
+    rs.scope_spans.iter().map(|ss| ss.spans.len()).sum()
+}
+
+/// Data points under one resource.
+pub(crate) fn resource_point_count(rm: &metrics::ResourceMetrics) -> usize {
+    rm.scope_metrics
+        .iter()
+        .flat_map(|sm| &sm.metrics)
+        .map(metric_point_count)
+        .sum()
+}
+
+/// Log records under one resource.
+pub(crate) fn resource_record_count(rl: &logs::ResourceLogs) -> usize {
+    rl.scope_logs.iter().map(|sl| sl.log_records.len()).sum()
+}
+
 impl Traces {
     pub fn span_count(&self) -> usize {
-        self.0
-            .resource_spans
-            .iter()
-            .flat_map(|rs| &rs.scope_spans)
-            .map(|ss| ss.spans.len())
-            .sum()
+        self.0.resource_spans.iter().map(resource_span_count).sum()
     }
 
     pub fn merge(&mut self, other: Traces) {
@@ -108,9 +122,7 @@ impl Metrics {
         self.0
             .resource_metrics
             .iter()
-            .flat_map(|rm| &rm.scope_metrics)
-            .flat_map(|sm| &sm.metrics)
-            .map(metric_point_count)
+            .map(resource_point_count)
             .sum()
     }
 
@@ -130,12 +142,7 @@ impl Metrics {
 
 impl Logs {
     pub fn log_record_count(&self) -> usize {
-        self.0
-            .resource_logs
-            .iter()
-            .flat_map(|rl| &rl.scope_logs)
-            .map(|sl| sl.log_records.len())
-            .sum()
+        self.0.resource_logs.iter().map(resource_record_count).sum()
     }
 
     pub fn merge(&mut self, other: Logs) {

@@ -98,8 +98,19 @@ pub(crate) struct Msg {
     fields: &'static [Field],
     /// Field number to its position in `fields`, plus one; 0 for a field prost skips.
     lookup: [u8; MAX_FIELD + 1],
+    role: Role,
+}
+
+/// What a message is to item counts and splits.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Role {
     /// A span, data point or log record: what item counts count.
-    item: bool,
+    Item,
+    /// A message that holds items: a resource or scope group, a metric and its data. A split
+    /// puts it on one side, or cuts it.
+    Group,
+    /// Anything else (resource, scope, attributes): a split copies it to both sides.
+    Plain,
 }
 
 /// The highest field number of the messages checked (Span.flags).
@@ -125,10 +136,10 @@ impl Msg {
 }
 
 macro_rules! msg {
-    ($name:literal, item: $item:literal, [$(($n:literal, $f:literal, $ty:expr)),* $(,)?]) => {
+    ($name:literal, $role:ident, [$(($n:literal, $f:literal, $ty:expr)),* $(,)?]) => {
         Msg {
             name: $name,
-            item: $item,
+            role: Role::$role,
             fields: &[$(Field { number: $n, name: $f, ty: $ty }),*],
             lookup: lookup(&[$(Field { number: $n, name: $f, ty: $ty }),*]),
         }
@@ -136,216 +147,321 @@ macro_rules! msg {
 }
 
 // opentelemetry.proto.common.v1
-static ANY_VALUE: Msg = msg!("AnyValue", item: false, [
-    (1, "string_value", Ty::Str),
-    (2, "bool_value", Ty::Varint),
-    (3, "int_value", Ty::Varint),
-    (4, "double_value", Ty::Fixed64),
-    (5, "array_value", Ty::Msg(&ARRAY_VALUE)),
-    (6, "kvlist_value", Ty::Msg(&KEY_VALUE_LIST)),
-    (7, "bytes_value", Ty::Bytes),
-    (8, "string_value_strindex", Ty::Varint),
-]);
-static ARRAY_VALUE: Msg = msg!("ArrayValue", item: false, [(1, "values", Ty::Msg(&ANY_VALUE))]);
-static KEY_VALUE_LIST: Msg =
-    msg!("KeyValueList", item: false, [(1, "values", Ty::Msg(&KEY_VALUE))]);
-static KEY_VALUE: Msg = msg!("KeyValue", item: false, [
-    (1, "key", Ty::Str),
-    (2, "value", Ty::Msg(&ANY_VALUE)),
-    (3, "key_strindex", Ty::Varint),
-]);
-static SCOPE: Msg = msg!("InstrumentationScope", item: false, [
-    (1, "name", Ty::Str),
-    (2, "version", Ty::Str),
-    (3, "attributes", Ty::Msg(&KEY_VALUE)),
-    (4, "dropped_attributes_count", Ty::Varint),
-]);
-static ENTITY_REF: Msg = msg!("EntityRef", item: false, [
-    (1, "schema_url", Ty::Str),
-    (2, "type", Ty::Str),
-    (3, "id_keys", Ty::Str),
-    (4, "description_keys", Ty::Str),
-]);
+static ANY_VALUE: Msg = msg!(
+    "AnyValue",
+    Plain,
+    [
+        (1, "string_value", Ty::Str),
+        (2, "bool_value", Ty::Varint),
+        (3, "int_value", Ty::Varint),
+        (4, "double_value", Ty::Fixed64),
+        (5, "array_value", Ty::Msg(&ARRAY_VALUE)),
+        (6, "kvlist_value", Ty::Msg(&KEY_VALUE_LIST)),
+        (7, "bytes_value", Ty::Bytes),
+        (8, "string_value_strindex", Ty::Varint),
+    ]
+);
+static ARRAY_VALUE: Msg = msg!("ArrayValue", Plain, [(1, "values", Ty::Msg(&ANY_VALUE))]);
+static KEY_VALUE_LIST: Msg = msg!("KeyValueList", Plain, [(1, "values", Ty::Msg(&KEY_VALUE))]);
+static KEY_VALUE: Msg = msg!(
+    "KeyValue",
+    Plain,
+    [
+        (1, "key", Ty::Str),
+        (2, "value", Ty::Msg(&ANY_VALUE)),
+        (3, "key_strindex", Ty::Varint),
+    ]
+);
+static SCOPE: Msg = msg!(
+    "InstrumentationScope",
+    Plain,
+    [
+        (1, "name", Ty::Str),
+        (2, "version", Ty::Str),
+        (3, "attributes", Ty::Msg(&KEY_VALUE)),
+        (4, "dropped_attributes_count", Ty::Varint),
+    ]
+);
+static ENTITY_REF: Msg = msg!(
+    "EntityRef",
+    Plain,
+    [
+        (1, "schema_url", Ty::Str),
+        (2, "type", Ty::Str),
+        (3, "id_keys", Ty::Str),
+        (4, "description_keys", Ty::Str),
+    ]
+);
 // opentelemetry.proto.resource.v1
-static RESOURCE: Msg = msg!("Resource", item: false, [
-    (1, "attributes", Ty::Msg(&KEY_VALUE)),
-    (2, "dropped_attributes_count", Ty::Varint),
-    (3, "entity_refs", Ty::Msg(&ENTITY_REF)),
-]);
+static RESOURCE: Msg = msg!(
+    "Resource",
+    Plain,
+    [
+        (1, "attributes", Ty::Msg(&KEY_VALUE)),
+        (2, "dropped_attributes_count", Ty::Varint),
+        (3, "entity_refs", Ty::Msg(&ENTITY_REF)),
+    ]
+);
 
 // opentelemetry.proto.trace.v1
-static RESOURCE_SPANS: Msg = msg!("ResourceSpans", item: false, [
-    (1, "resource", Ty::Msg(&RESOURCE)),
-    (2, "scope_spans", Ty::Msg(&SCOPE_SPANS)),
-    (3, "schema_url", Ty::Str),
-]);
-static SCOPE_SPANS: Msg = msg!("ScopeSpans", item: false, [
-    (1, "scope", Ty::Msg(&SCOPE)),
-    (2, "spans", Ty::Msg(&SPAN)),
-    (3, "schema_url", Ty::Str),
-]);
-static SPAN: Msg = msg!("Span", item: true, [
-    (1, "trace_id", Ty::Bytes),
-    (2, "span_id", Ty::Bytes),
-    (3, "trace_state", Ty::Str),
-    (4, "parent_span_id", Ty::Bytes),
-    (5, "name", Ty::Str),
-    (6, "kind", Ty::Varint),
-    (7, "start_time_unix_nano", Ty::Fixed64),
-    (8, "end_time_unix_nano", Ty::Fixed64),
-    (9, "attributes", Ty::Msg(&KEY_VALUE)),
-    (10, "dropped_attributes_count", Ty::Varint),
-    (11, "events", Ty::Msg(&SPAN_EVENT)),
-    (12, "dropped_events_count", Ty::Varint),
-    (13, "links", Ty::Msg(&SPAN_LINK)),
-    (14, "dropped_links_count", Ty::Varint),
-    (15, "status", Ty::Msg(&SPAN_STATUS)),
-    (16, "flags", Ty::Fixed32),
-]);
-static SPAN_EVENT: Msg = msg!("Event", item: false, [
-    (1, "time_unix_nano", Ty::Fixed64),
-    (2, "name", Ty::Str),
-    (3, "attributes", Ty::Msg(&KEY_VALUE)),
-    (4, "dropped_attributes_count", Ty::Varint),
-]);
-static SPAN_LINK: Msg = msg!("Link", item: false, [
-    (1, "trace_id", Ty::Bytes),
-    (2, "span_id", Ty::Bytes),
-    (3, "trace_state", Ty::Str),
-    (4, "attributes", Ty::Msg(&KEY_VALUE)),
-    (5, "dropped_attributes_count", Ty::Varint),
-    (6, "flags", Ty::Fixed32),
-]);
-static SPAN_STATUS: Msg = msg!("Status", item: false, [
-    (2, "message", Ty::Str),
-    (3, "code", Ty::Varint),
-]);
+static RESOURCE_SPANS: Msg = msg!(
+    "ResourceSpans",
+    Group,
+    [
+        (1, "resource", Ty::Msg(&RESOURCE)),
+        (2, "scope_spans", Ty::Msg(&SCOPE_SPANS)),
+        (3, "schema_url", Ty::Str),
+    ]
+);
+static SCOPE_SPANS: Msg = msg!(
+    "ScopeSpans",
+    Group,
+    [
+        (1, "scope", Ty::Msg(&SCOPE)),
+        (2, "spans", Ty::Msg(&SPAN)),
+        (3, "schema_url", Ty::Str),
+    ]
+);
+static SPAN: Msg = msg!(
+    "Span",
+    Item,
+    [
+        (1, "trace_id", Ty::Bytes),
+        (2, "span_id", Ty::Bytes),
+        (3, "trace_state", Ty::Str),
+        (4, "parent_span_id", Ty::Bytes),
+        (5, "name", Ty::Str),
+        (6, "kind", Ty::Varint),
+        (7, "start_time_unix_nano", Ty::Fixed64),
+        (8, "end_time_unix_nano", Ty::Fixed64),
+        (9, "attributes", Ty::Msg(&KEY_VALUE)),
+        (10, "dropped_attributes_count", Ty::Varint),
+        (11, "events", Ty::Msg(&SPAN_EVENT)),
+        (12, "dropped_events_count", Ty::Varint),
+        (13, "links", Ty::Msg(&SPAN_LINK)),
+        (14, "dropped_links_count", Ty::Varint),
+        (15, "status", Ty::Msg(&SPAN_STATUS)),
+        (16, "flags", Ty::Fixed32),
+    ]
+);
+static SPAN_EVENT: Msg = msg!(
+    "Event",
+    Plain,
+    [
+        (1, "time_unix_nano", Ty::Fixed64),
+        (2, "name", Ty::Str),
+        (3, "attributes", Ty::Msg(&KEY_VALUE)),
+        (4, "dropped_attributes_count", Ty::Varint),
+    ]
+);
+static SPAN_LINK: Msg = msg!(
+    "Link",
+    Plain,
+    [
+        (1, "trace_id", Ty::Bytes),
+        (2, "span_id", Ty::Bytes),
+        (3, "trace_state", Ty::Str),
+        (4, "attributes", Ty::Msg(&KEY_VALUE)),
+        (5, "dropped_attributes_count", Ty::Varint),
+        (6, "flags", Ty::Fixed32),
+    ]
+);
+static SPAN_STATUS: Msg = msg!(
+    "Status",
+    Plain,
+    [(2, "message", Ty::Str), (3, "code", Ty::Varint),]
+);
 
 // opentelemetry.proto.logs.v1
-static RESOURCE_LOGS: Msg = msg!("ResourceLogs", item: false, [
-    (1, "resource", Ty::Msg(&RESOURCE)),
-    (2, "scope_logs", Ty::Msg(&SCOPE_LOGS)),
-    (3, "schema_url", Ty::Str),
-]);
-static SCOPE_LOGS: Msg = msg!("ScopeLogs", item: false, [
-    (1, "scope", Ty::Msg(&SCOPE)),
-    (2, "log_records", Ty::Msg(&LOG_RECORD)),
-    (3, "schema_url", Ty::Str),
-]);
-static LOG_RECORD: Msg = msg!("LogRecord", item: true, [
-    (1, "time_unix_nano", Ty::Fixed64),
-    (2, "severity_number", Ty::Varint),
-    (3, "severity_text", Ty::Str),
-    (5, "body", Ty::Msg(&ANY_VALUE)),
-    (6, "attributes", Ty::Msg(&KEY_VALUE)),
-    (7, "dropped_attributes_count", Ty::Varint),
-    (8, "flags", Ty::Fixed32),
-    (9, "trace_id", Ty::Bytes),
-    (10, "span_id", Ty::Bytes),
-    (11, "observed_time_unix_nano", Ty::Fixed64),
-    (12, "event_name", Ty::Str),
-]);
+static RESOURCE_LOGS: Msg = msg!(
+    "ResourceLogs",
+    Group,
+    [
+        (1, "resource", Ty::Msg(&RESOURCE)),
+        (2, "scope_logs", Ty::Msg(&SCOPE_LOGS)),
+        (3, "schema_url", Ty::Str),
+    ]
+);
+static SCOPE_LOGS: Msg = msg!(
+    "ScopeLogs",
+    Group,
+    [
+        (1, "scope", Ty::Msg(&SCOPE)),
+        (2, "log_records", Ty::Msg(&LOG_RECORD)),
+        (3, "schema_url", Ty::Str),
+    ]
+);
+static LOG_RECORD: Msg = msg!(
+    "LogRecord",
+    Item,
+    [
+        (1, "time_unix_nano", Ty::Fixed64),
+        (2, "severity_number", Ty::Varint),
+        (3, "severity_text", Ty::Str),
+        (5, "body", Ty::Msg(&ANY_VALUE)),
+        (6, "attributes", Ty::Msg(&KEY_VALUE)),
+        (7, "dropped_attributes_count", Ty::Varint),
+        (8, "flags", Ty::Fixed32),
+        (9, "trace_id", Ty::Bytes),
+        (10, "span_id", Ty::Bytes),
+        (11, "observed_time_unix_nano", Ty::Fixed64),
+        (12, "event_name", Ty::Str),
+    ]
+);
 
 // opentelemetry.proto.metrics.v1
-static RESOURCE_METRICS: Msg = msg!("ResourceMetrics", item: false, [
-    (1, "resource", Ty::Msg(&RESOURCE)),
-    (2, "scope_metrics", Ty::Msg(&SCOPE_METRICS)),
-    (3, "schema_url", Ty::Str),
-]);
-static SCOPE_METRICS: Msg = msg!("ScopeMetrics", item: false, [
-    (1, "scope", Ty::Msg(&SCOPE)),
-    (2, "metrics", Ty::Msg(&METRIC)),
-    (3, "schema_url", Ty::Str),
-]);
-static METRIC: Msg = msg!("Metric", item: false, [
-    (1, "name", Ty::Str),
-    (2, "description", Ty::Str),
-    (3, "unit", Ty::Str),
-    (5, "gauge", Ty::Msg(&GAUGE)),
-    (7, "sum", Ty::Msg(&SUM)),
-    (9, "histogram", Ty::Msg(&HISTOGRAM)),
-    (10, "exponential_histogram", Ty::Msg(&EXP_HISTOGRAM)),
-    (11, "summary", Ty::Msg(&SUMMARY)),
-    (12, "metadata", Ty::Msg(&KEY_VALUE)),
-]);
-static GAUGE: Msg = msg!("Gauge", item: false, [(1, "data_points", Ty::Msg(&NUMBER_POINT))]);
-static SUM: Msg = msg!("Sum", item: false, [
-    (1, "data_points", Ty::Msg(&NUMBER_POINT)),
-    (2, "aggregation_temporality", Ty::Varint),
-    (3, "is_monotonic", Ty::Varint),
-]);
-static HISTOGRAM: Msg = msg!("Histogram", item: false, [
-    (1, "data_points", Ty::Msg(&HISTOGRAM_POINT)),
-    (2, "aggregation_temporality", Ty::Varint),
-]);
-static EXP_HISTOGRAM: Msg = msg!("ExponentialHistogram", item: false, [
-    (1, "data_points", Ty::Msg(&EXP_HISTOGRAM_POINT)),
-    (2, "aggregation_temporality", Ty::Varint),
-]);
-static SUMMARY: Msg = msg!("Summary", item: false, [(1, "data_points", Ty::Msg(&SUMMARY_POINT))]);
-static NUMBER_POINT: Msg = msg!("NumberDataPoint", item: true, [
-    (2, "start_time_unix_nano", Ty::Fixed64),
-    (3, "time_unix_nano", Ty::Fixed64),
-    (4, "as_double", Ty::Fixed64),
-    (5, "exemplars", Ty::Msg(&EXEMPLAR)),
-    (6, "as_int", Ty::Fixed64),
-    (7, "attributes", Ty::Msg(&KEY_VALUE)),
-    (8, "flags", Ty::Varint),
-]);
-static HISTOGRAM_POINT: Msg = msg!("HistogramDataPoint", item: true, [
-    (2, "start_time_unix_nano", Ty::Fixed64),
-    (3, "time_unix_nano", Ty::Fixed64),
-    (4, "count", Ty::Fixed64),
-    (5, "sum", Ty::Fixed64),
-    (6, "bucket_counts", Ty::RepFixed64),
-    (7, "explicit_bounds", Ty::RepFixed64),
-    (8, "exemplars", Ty::Msg(&EXEMPLAR)),
-    (9, "attributes", Ty::Msg(&KEY_VALUE)),
-    (10, "flags", Ty::Varint),
-    (11, "min", Ty::Fixed64),
-    (12, "max", Ty::Fixed64),
-]);
-static EXP_HISTOGRAM_POINT: Msg = msg!("ExponentialHistogramDataPoint", item: true, [
-    (1, "attributes", Ty::Msg(&KEY_VALUE)),
-    (2, "start_time_unix_nano", Ty::Fixed64),
-    (3, "time_unix_nano", Ty::Fixed64),
-    (4, "count", Ty::Fixed64),
-    (5, "sum", Ty::Fixed64),
-    (6, "scale", Ty::Varint),
-    (7, "zero_count", Ty::Fixed64),
-    (8, "positive", Ty::Msg(&EXP_BUCKETS)),
-    (9, "negative", Ty::Msg(&EXP_BUCKETS)),
-    (10, "flags", Ty::Varint),
-    (11, "exemplars", Ty::Msg(&EXEMPLAR)),
-    (12, "min", Ty::Fixed64),
-    (13, "max", Ty::Fixed64),
-    (14, "zero_threshold", Ty::Fixed64),
-]);
-static EXP_BUCKETS: Msg = msg!("Buckets", item: false, [
-    (1, "offset", Ty::Varint),
-    (2, "bucket_counts", Ty::RepVarint),
-]);
-static SUMMARY_POINT: Msg = msg!("SummaryDataPoint", item: true, [
-    (2, "start_time_unix_nano", Ty::Fixed64),
-    (3, "time_unix_nano", Ty::Fixed64),
-    (4, "count", Ty::Fixed64),
-    (5, "sum", Ty::Fixed64),
-    (6, "quantile_values", Ty::Msg(&QUANTILE)),
-    (7, "attributes", Ty::Msg(&KEY_VALUE)),
-    (8, "flags", Ty::Varint),
-]);
-static QUANTILE: Msg = msg!("ValueAtQuantile", item: false, [
-    (1, "quantile", Ty::Fixed64),
-    (2, "value", Ty::Fixed64),
-]);
-static EXEMPLAR: Msg = msg!("Exemplar", item: false, [
-    (2, "time_unix_nano", Ty::Fixed64),
-    (3, "as_double", Ty::Fixed64),
-    (4, "span_id", Ty::Bytes),
-    (5, "trace_id", Ty::Bytes),
-    (6, "as_int", Ty::Fixed64),
-    (7, "filtered_attributes", Ty::Msg(&KEY_VALUE)),
-]);
+static RESOURCE_METRICS: Msg = msg!(
+    "ResourceMetrics",
+    Group,
+    [
+        (1, "resource", Ty::Msg(&RESOURCE)),
+        (2, "scope_metrics", Ty::Msg(&SCOPE_METRICS)),
+        (3, "schema_url", Ty::Str),
+    ]
+);
+static SCOPE_METRICS: Msg = msg!(
+    "ScopeMetrics",
+    Group,
+    [
+        (1, "scope", Ty::Msg(&SCOPE)),
+        (2, "metrics", Ty::Msg(&METRIC)),
+        (3, "schema_url", Ty::Str),
+    ]
+);
+static METRIC: Msg = msg!(
+    "Metric",
+    Group,
+    [
+        (1, "name", Ty::Str),
+        (2, "description", Ty::Str),
+        (3, "unit", Ty::Str),
+        (5, "gauge", Ty::Msg(&GAUGE)),
+        (7, "sum", Ty::Msg(&SUM)),
+        (9, "histogram", Ty::Msg(&HISTOGRAM)),
+        (10, "exponential_histogram", Ty::Msg(&EXP_HISTOGRAM)),
+        (11, "summary", Ty::Msg(&SUMMARY)),
+        (12, "metadata", Ty::Msg(&KEY_VALUE)),
+    ]
+);
+static GAUGE: Msg = msg!("Gauge", Group, [(1, "data_points", Ty::Msg(&NUMBER_POINT))]);
+static SUM: Msg = msg!(
+    "Sum",
+    Group,
+    [
+        (1, "data_points", Ty::Msg(&NUMBER_POINT)),
+        (2, "aggregation_temporality", Ty::Varint),
+        (3, "is_monotonic", Ty::Varint),
+    ]
+);
+static HISTOGRAM: Msg = msg!(
+    "Histogram",
+    Group,
+    [
+        (1, "data_points", Ty::Msg(&HISTOGRAM_POINT)),
+        (2, "aggregation_temporality", Ty::Varint),
+    ]
+);
+static EXP_HISTOGRAM: Msg = msg!(
+    "ExponentialHistogram",
+    Group,
+    [
+        (1, "data_points", Ty::Msg(&EXP_HISTOGRAM_POINT)),
+        (2, "aggregation_temporality", Ty::Varint),
+    ]
+);
+static SUMMARY: Msg = msg!(
+    "Summary",
+    Group,
+    [(1, "data_points", Ty::Msg(&SUMMARY_POINT))]
+);
+static NUMBER_POINT: Msg = msg!(
+    "NumberDataPoint",
+    Item,
+    [
+        (2, "start_time_unix_nano", Ty::Fixed64),
+        (3, "time_unix_nano", Ty::Fixed64),
+        (4, "as_double", Ty::Fixed64),
+        (5, "exemplars", Ty::Msg(&EXEMPLAR)),
+        (6, "as_int", Ty::Fixed64),
+        (7, "attributes", Ty::Msg(&KEY_VALUE)),
+        (8, "flags", Ty::Varint),
+    ]
+);
+static HISTOGRAM_POINT: Msg = msg!(
+    "HistogramDataPoint",
+    Item,
+    [
+        (2, "start_time_unix_nano", Ty::Fixed64),
+        (3, "time_unix_nano", Ty::Fixed64),
+        (4, "count", Ty::Fixed64),
+        (5, "sum", Ty::Fixed64),
+        (6, "bucket_counts", Ty::RepFixed64),
+        (7, "explicit_bounds", Ty::RepFixed64),
+        (8, "exemplars", Ty::Msg(&EXEMPLAR)),
+        (9, "attributes", Ty::Msg(&KEY_VALUE)),
+        (10, "flags", Ty::Varint),
+        (11, "min", Ty::Fixed64),
+        (12, "max", Ty::Fixed64),
+    ]
+);
+static EXP_HISTOGRAM_POINT: Msg = msg!(
+    "ExponentialHistogramDataPoint",
+    Item,
+    [
+        (1, "attributes", Ty::Msg(&KEY_VALUE)),
+        (2, "start_time_unix_nano", Ty::Fixed64),
+        (3, "time_unix_nano", Ty::Fixed64),
+        (4, "count", Ty::Fixed64),
+        (5, "sum", Ty::Fixed64),
+        (6, "scale", Ty::Varint),
+        (7, "zero_count", Ty::Fixed64),
+        (8, "positive", Ty::Msg(&EXP_BUCKETS)),
+        (9, "negative", Ty::Msg(&EXP_BUCKETS)),
+        (10, "flags", Ty::Varint),
+        (11, "exemplars", Ty::Msg(&EXEMPLAR)),
+        (12, "min", Ty::Fixed64),
+        (13, "max", Ty::Fixed64),
+        (14, "zero_threshold", Ty::Fixed64),
+    ]
+);
+static EXP_BUCKETS: Msg = msg!(
+    "Buckets",
+    Plain,
+    [
+        (1, "offset", Ty::Varint),
+        (2, "bucket_counts", Ty::RepVarint),
+    ]
+);
+static SUMMARY_POINT: Msg = msg!(
+    "SummaryDataPoint",
+    Item,
+    [
+        (2, "start_time_unix_nano", Ty::Fixed64),
+        (3, "time_unix_nano", Ty::Fixed64),
+        (4, "count", Ty::Fixed64),
+        (5, "sum", Ty::Fixed64),
+        (6, "quantile_values", Ty::Msg(&QUANTILE)),
+        (7, "attributes", Ty::Msg(&KEY_VALUE)),
+        (8, "flags", Ty::Varint),
+    ]
+);
+static QUANTILE: Msg = msg!(
+    "ValueAtQuantile",
+    Plain,
+    [(1, "quantile", Ty::Fixed64), (2, "value", Ty::Fixed64),]
+);
+static EXEMPLAR: Msg = msg!(
+    "Exemplar",
+    Plain,
+    [
+        (2, "time_unix_nano", Ty::Fixed64),
+        (3, "as_double", Ty::Fixed64),
+        (4, "span_id", Ty::Bytes),
+        (5, "trace_id", Ty::Bytes),
+        (6, "as_int", Ty::Fixed64),
+        (7, "filtered_attributes", Ty::Msg(&KEY_VALUE)),
+    ]
+);
 
 /// The message type of the top-level entries (field 1) of a signal's export request.
 pub(crate) fn resource_message(signal: Signal) -> &'static Msg {
@@ -580,30 +696,26 @@ fn walk(buf: &[u8], msg: &'static Msg, depth: u32) -> Result<usize, WireError> {
         };
         checked.map_err(|e| e.at(msg.name, field.name))?;
     }
-    Ok(items + usize::from(msg.item))
+    Ok(items + usize::from(msg.role == Role::Item))
 }
 
-/// Whether a message type can hold items (a resource or scope group, a metric and its data,
-/// or an item itself): a split puts such a field on one side; any other field (resource,
-/// scope, names, settings) is copied to both sides.
-fn holds_items(msg: &'static Msg) -> bool {
-    msg.item
-        || [
-            &RESOURCE_SPANS,
-            &SCOPE_SPANS,
-            &RESOURCE_LOGS,
-            &SCOPE_LOGS,
-            &RESOURCE_METRICS,
-            &SCOPE_METRICS,
-            &METRIC,
-            &GAUGE,
-            &SUM,
-            &HISTOGRAM,
-            &EXP_HISTOGRAM,
-            &SUMMARY,
-        ]
-        .iter()
-        .any(|m| std::ptr::eq(*m, msg))
+/// Counts the items in a checked message, reading only the fields that hold them.
+fn count_items(buf: &[u8], msg: &'static Msg) -> Result<usize, WireError> {
+    if msg.role == Role::Item {
+        return Ok(1);
+    }
+    let mut r = Reader::new(buf);
+    let mut items = 0;
+    while !r.is_done() {
+        let (number, wire_type) = r.key()?;
+        match msg.field(number).map(|f| f.ty) {
+            Some(Ty::Msg(inner)) if wire_type == LEN && inner.role != Role::Plain => {
+                items += count_items(r.bytes()?, inner)?;
+            }
+            _ => r.skip(number, wire_type, RECURSION_LIMIT)?,
+        }
+    }
+    Ok(items)
 }
 
 /// Appends a length-delimited field: `key` (the original key bytes) and `body`.
@@ -636,7 +748,7 @@ fn split_message(
         let (number, wire_type) = r.key()?;
         let key_end = r.position();
         let inner = match msg.field(number).map(|f| f.ty) {
-            Some(Ty::Msg(inner)) if wire_type == LEN && holds_items(inner) => inner,
+            Some(Ty::Msg(inner)) if wire_type == LEN && inner.role != Role::Plain => inner,
             _ => {
                 // Holds no items: both halves keep it.
                 r.skip(number, wire_type, RECURSION_LIMIT)?;
@@ -648,11 +760,7 @@ fn split_message(
         };
         let body = r.bytes()?;
         let field = &buf[start..r.position()];
-        let items = if inner.item {
-            1
-        } else {
-            walk(body, inner, RECURSION_LIMIT)?
-        };
+        let items = count_items(body, inner)?;
         // Whole groups go first while they fit (empty ones too, as the decoded split does);
         // the first that does not is cut, or goes behind the cut when nothing is left.
         if !cut && items <= n {
@@ -740,7 +848,7 @@ pub(crate) fn entry_body(entry: &[u8]) -> Result<&[u8], WireError> {
 }
 
 /// Writes a top-level entry (field 1, length-delimited) around `body`.
-pub(crate) fn write_entry(body: &[u8], out: &mut Vec<u8>) {
+fn write_entry(body: &[u8], out: &mut Vec<u8>) {
     write_field(&[0x0a], body, out);
 }
 
