@@ -98,7 +98,31 @@ pub(crate) struct Msg {
     fields: &'static [Field],
     /// Field number to its position in `fields`, plus one; 0 for a field prost skips.
     lookup: [u8; MAX_FIELD + 1],
+    /// What [`walk`] does for each one-byte key, and the field's position for
+    /// [`Act::Msg`]: one table load per field on the hot path.
+    acts: [(Act, u8); 128],
     role: Role,
+}
+
+/// What [`walk`] does for a one-byte field key (a field from 1 to 15 with its wire type).
+/// Each action reads exactly what the general path would read for that key.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Act {
+    /// The general path: groups, wire types that do not match the field, packed repeated
+    /// fields, invalid keys.
+    General,
+    /// A varint, of a known field or of one prost skips.
+    Varint,
+    /// Eight bytes.
+    Fixed64,
+    /// Four bytes.
+    Fixed32,
+    /// Length-delimited bytes, not looked into.
+    Len,
+    /// Length-delimited UTF-8.
+    Str,
+    /// A message field: its position in `fields` is beside the action.
+    Msg,
 }
 
 /// What a message is to item counts and splits.
@@ -127,6 +151,44 @@ const fn lookup(fields: &[Field]) -> [u8; MAX_FIELD + 1] {
     table
 }
 
+/// Builds [`Msg::acts`].
+const fn acts(fields: &[Field]) -> [(Act, u8); 128] {
+    let mut table = [(Act::General, 0u8); 128];
+    // Keys 0 to 7 have field number 0: invalid, left to the general path.
+    let mut key = 8;
+    while key < 128 {
+        let (number, wire_type) = ((key >> 3) as u32, (key & 7) as u8);
+        let mut at = None;
+        let mut i = 0;
+        while i < fields.len() {
+            if fields[i].number == number {
+                at = Some(i);
+            }
+            i += 1;
+        }
+        table[key] = match at {
+            None => match wire_type {
+                VARINT => (Act::Varint, 0),
+                I64 => (Act::Fixed64, 0),
+                LEN => (Act::Len, 0),
+                I32 => (Act::Fixed32, 0),
+                _ => (Act::General, 0),
+            },
+            Some(i) => match (fields[i].ty, wire_type) {
+                (Ty::Str, LEN) => (Act::Str, 0),
+                (Ty::Bytes, LEN) => (Act::Len, 0),
+                (Ty::Varint | Ty::RepVarint, VARINT) => (Act::Varint, 0),
+                (Ty::Fixed64 | Ty::RepFixed64, I64) => (Act::Fixed64, 0),
+                (Ty::Fixed32, I32) => (Act::Fixed32, 0),
+                (Ty::Msg(_), LEN) => (Act::Msg, i as u8),
+                _ => (Act::General, 0),
+            },
+        };
+        key += 1;
+    }
+    table
+}
+
 impl Msg {
     #[inline]
     fn field(&self, number: u32) -> Option<&Field> {
@@ -142,6 +204,7 @@ macro_rules! msg {
             role: Role::$role,
             fields: &[$(Field { number: $n, name: $f, ty: $ty }),*],
             lookup: lookup(&[$(Field { number: $n, name: $f, ty: $ty }),*]),
+            acts: acts(&[$(Field { number: $n, name: $f, ty: $ty }),*]),
         }
     };
 }
@@ -607,11 +670,80 @@ impl<'a> Reader<'a> {
     }
 }
 
+/// A varint at `pos`: its value and the position after it.
+#[inline(always)]
+fn varint_at(buf: &[u8], pos: usize) -> Result<(u64, usize), WireError> {
+    // One or two bytes: lengths of attributes, events and spans.
+    match (buf.get(pos), buf.get(pos + 1)) {
+        (Some(&b), _) if b < 0x80 => Ok((u64::from(b), pos + 1)),
+        (Some(&b0), Some(&b1)) if b1 < 0x80 => {
+            Ok((u64::from(b0 & 0x7f) | u64::from(b1) << 7, pos + 2))
+        }
+        _ => varint_at_slow(buf, pos),
+    }
+}
+
+#[inline(never)]
+fn varint_at_slow(buf: &[u8], pos: usize) -> Result<(u64, usize), WireError> {
+    let mut r = Reader { buf, pos };
+    let value = r.varint_slow()?;
+    Ok((value, r.pos))
+}
+
+/// A length-delimited field's bytes at `pos` (after the key), and the position after them.
+#[inline(always)]
+fn len_at(buf: &[u8], pos: usize) -> Result<(&[u8], usize), WireError> {
+    let (len, start) = varint_at(buf, pos)?;
+    match usize::try_from(len) {
+        Ok(len) if len <= buf.len() - start => Ok((&buf[start..start + len], start + len)),
+        _ => Err(WireError::new("buffer underflow")),
+    }
+}
+
+/// `pos + n` when that is within `buf`.
+#[inline(always)]
+fn skip_at(buf: &[u8], pos: usize, n: usize) -> Result<usize, WireError> {
+    if buf.len() - pos < n {
+        return Err(WireError::new("buffer underflow"));
+    }
+    Ok(pos + n)
+}
+
+/// Whether every byte is below 0x80. Attribute keys and values are mostly short, where
+/// `<[u8]>::is_ascii` goes byte by byte: this reads at most a few words, overlapping.
+#[inline(always)]
+fn ascii(b: &[u8]) -> bool {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let word = |at: usize| {
+        b.get(at..at + 8).map_or(0, |w| {
+            u64::from_le_bytes([w[0], w[1], w[2], w[3], w[4], w[5], w[6], w[7]])
+        })
+    };
+    let n = b.len();
+    if n >= 8 {
+        let mut acc = word(n - 8);
+        let mut at = 0;
+        while at + 8 < n {
+            acc |= word(at);
+            at += 8;
+        }
+        acc & HIGH == 0
+    } else if n >= 4 {
+        let half = |at: usize| {
+            b.get(at..at + 4)
+                .map_or(0, |w| u32::from_le_bytes([w[0], w[1], w[2], w[3]]))
+        };
+        (half(0) | half(n - 4)) & 0x8080_8080 == 0
+    } else {
+        b.iter().fold(0, |acc, &c| acc | c) < 0x80
+    }
+}
+
 /// A string field's bytes must be UTF-8.
 #[inline(always)]
 fn utf8(b: &[u8]) -> Result<(), WireError> {
-    // Nearly every string is ASCII: a word-at-a-time test, inlined, first.
-    if b.is_ascii() || std::str::from_utf8(b).is_ok() {
+    // Nearly every string is ASCII: a branch-light test first.
+    if ascii(b) || std::str::from_utf8(b).is_ok() {
         Ok(())
     } else {
         Err(WireError::new(
@@ -621,34 +753,88 @@ fn utf8(b: &[u8]) -> Result<(), WireError> {
 }
 
 /// A `KeyValue` whose value is a string or a scalar, checked in one pass; any other shape
-/// (arrays, maps, bytes, unknown fields) goes through [`walk`].
+/// (arrays, maps, bytes, unknown fields) goes through [`walk`]. Inlined: a span has a dozen.
+#[inline(always)]
 fn key_value(buf: &[u8], depth: u32) -> Result<(), WireError> {
-    let mut r = Reader::new(buf);
-    let simple = (|| {
-        while !r.is_done() {
-            match r.key().ok()? {
-                (1, LEN) => utf8(r.bytes().ok()?).ok()?,
-                (2, LEN) => {
-                    let mut v = Reader::new(r.bytes().ok()?);
-                    while !v.is_done() {
-                        match v.key().ok()? {
-                            (1, LEN) => utf8(v.bytes().ok()?).ok()?,
-                            (2 | 3 | 8, VARINT) => drop(v.varint().ok()?),
-                            (4, I64) => v.advance(8).ok()?,
-                            _ => return None,
-                        }
-                    }
-                }
-                (3, VARINT) => drop(r.varint().ok()?),
-                _ => return None,
+    if depth >= 2 && simple_key_value(buf) {
+        return Ok(());
+    }
+    walk(buf, &KEY_VALUE, depth).map(drop)
+}
+
+/// Whether `buf` is a valid `KeyValue` with a string key and a string or scalar value.
+#[inline(always)]
+fn simple_key_value(buf: &[u8]) -> bool {
+    // The usual encoding, key then value, in straight-line code; anything else in the loop.
+    let mut pos = 0;
+    if buf.first() == Some(&0x0a) {
+        match len_at(buf, 1) {
+            Ok((s, end)) if utf8(s).is_ok() => pos = end,
+            _ => return false,
+        }
+    }
+    if buf.get(pos) == Some(&0x12) {
+        match len_at(buf, pos + 1) {
+            Ok((v, end)) if simple_any_value(v) => pos = end,
+            _ => return false,
+        }
+    }
+    while let Some(&key) = buf.get(pos) {
+        pos = match key {
+            // key
+            0x0a => match len_at(buf, pos + 1) {
+                Ok((s, end)) if utf8(s).is_ok() => end,
+                _ => return false,
+            },
+            // value
+            0x12 => match len_at(buf, pos + 1) {
+                Ok((v, end)) if simple_any_value(v) => end,
+                _ => return false,
+            },
+            // key_strindex
+            0x18 => match varint_at(buf, pos + 1) {
+                Ok((_, end)) => end,
+                Err(_) => return false,
+            },
+            _ => return false,
+        };
+    }
+    true
+}
+
+/// Whether `buf` is a valid `AnyValue` holding a string or a scalar.
+#[inline(always)]
+fn simple_any_value(buf: &[u8]) -> bool {
+    // A string value alone: the usual case.
+    if buf.first() == Some(&0x0a) {
+        if let Ok((s, end)) = len_at(buf, 1) {
+            if end == buf.len() {
+                return utf8(s).is_ok();
             }
         }
-        Some(())
-    })();
-    match simple {
-        Some(()) if depth >= 2 => Ok(()),
-        _ => walk(buf, &KEY_VALUE, depth).map(drop),
     }
+    let mut pos = 0;
+    while let Some(&key) = buf.get(pos) {
+        pos = match key {
+            // string_value
+            0x0a => match len_at(buf, pos + 1) {
+                Ok((s, end)) if utf8(s).is_ok() => end,
+                _ => return false,
+            },
+            // bool_value, int_value, string_value_strindex
+            0x10 | 0x18 | 0x40 => match varint_at(buf, pos + 1) {
+                Ok((_, end)) => end,
+                Err(_) => return false,
+            },
+            // double_value
+            0x21 => match skip_at(buf, pos + 1, 8) {
+                Ok(end) => end,
+                Err(_) => return false,
+            },
+            _ => return false,
+        };
+    }
+    true
 }
 
 /// Checks one message and counts the items in it.
@@ -656,47 +842,105 @@ fn walk(buf: &[u8], msg: &'static Msg, depth: u32) -> Result<usize, WireError> {
     if depth == 0 {
         return Err(WireError::new("recursion limit reached"));
     }
-    let mut r = Reader::new(buf);
+    let mut pos = 0;
     let mut items = 0usize;
-    while !r.is_done() {
-        let (number, wire_type) = r.key()?;
-        let Some(field) = msg.field(number) else {
-            r.skip(number, wire_type, depth)?;
-            continue;
-        };
-        let checked = match (field.ty, wire_type) {
-            // Attributes are most of what a span holds: their check skips the general walk.
-            (Ty::Msg(inner), LEN) if std::ptr::eq(inner, &KEY_VALUE) => {
-                r.bytes().and_then(|b| key_value(b, depth - 1))
+    while let Some(&key) = buf.get(pos) {
+        let (act, slot) = msg
+            .acts
+            .get(usize::from(key))
+            .copied()
+            .unwrap_or((Act::General, 0));
+        let next = match act {
+            Act::Varint => varint_at(buf, pos + 1).map(|(_, end)| end),
+            Act::Fixed64 => skip_at(buf, pos + 1, 8),
+            Act::Fixed32 => skip_at(buf, pos + 1, 4),
+            Act::Len => len_at(buf, pos + 1).map(|(_, end)| end),
+            Act::Str => len_at(buf, pos + 1).and_then(|(s, end)| utf8(s).map(|()| end)),
+            Act::Msg => len_at(buf, pos + 1).and_then(|(body, end)| {
+                match msg.fields.get(usize::from(slot)).map(|f| f.ty) {
+                    // Attributes are most of what a span holds: their check skips the
+                    // general walk.
+                    Some(Ty::Msg(inner)) if std::ptr::eq(inner, &KEY_VALUE) => {
+                        key_value(body, depth - 1)?
+                    }
+                    Some(Ty::Msg(inner)) => items += walk(body, inner, depth - 1)?,
+                    _ => unreachable_act()?,
+                }
+                Ok(end)
+            }),
+            Act::General => {
+                pos = walk_field(buf, pos, msg, depth, &mut items)?;
+                continue;
             }
-            (Ty::Msg(inner), LEN) => r
-                .bytes()
-                .and_then(|b| walk(b, inner, depth - 1))
-                .map(|n| items += n),
-            (Ty::Str, LEN) => r.bytes().and_then(utf8),
-            (Ty::Bytes, LEN) => r.bytes().map(drop),
-            (Ty::Varint | Ty::RepVarint, VARINT) => r.varint().map(drop),
-            (Ty::Fixed64 | Ty::RepFixed64, I64) => r.advance(8),
-            (Ty::Fixed32, I32) => r.advance(4),
-            (Ty::RepFixed64, LEN) => r.bytes().and_then(|b| {
-                if b.len() % 8 == 0 {
-                    Ok(())
-                } else {
-                    Err(WireError::new("invalid packed length"))
-                }
-            }),
-            (Ty::RepVarint, LEN) => r.bytes().and_then(|b| {
-                let mut packed = Reader::new(b);
-                while !packed.is_done() {
-                    packed.varint()?;
-                }
-                Ok(())
-            }),
-            _ => Err(WireError::new("invalid wire type")),
         };
-        checked.map_err(|e| e.at(msg.name, field.name))?;
+        pos = next.map_err(|e| locate(e, msg, key))?;
     }
     Ok(items + usize::from(msg.role == Role::Item))
+}
+
+/// Never happens: [`acts`] marks only message fields [`Act::Msg`].
+#[cold]
+fn unreachable_act() -> Result<(), WireError> {
+    Err(WireError::new("invalid wire type"))
+}
+
+/// Names the field of a one-byte `key` in an error, when `msg` has that field.
+#[cold]
+#[inline(never)]
+fn locate(e: WireError, msg: &'static Msg, key: u8) -> WireError {
+    match msg.field(u32::from(key >> 3)) {
+        Some(field) => e.at(msg.name, field.name),
+        None => e,
+    }
+}
+
+/// Checks the field at `pos` the general way (any key, any wire type) and returns the
+/// position after it.
+#[inline(never)]
+fn walk_field(
+    buf: &[u8],
+    pos: usize,
+    msg: &'static Msg,
+    depth: u32,
+    items: &mut usize,
+) -> Result<usize, WireError> {
+    let mut r = Reader { buf, pos };
+    let (number, wire_type) = r.key()?;
+    let Some(field) = msg.field(number) else {
+        r.skip(number, wire_type, depth)?;
+        return Ok(r.pos);
+    };
+    let checked = match (field.ty, wire_type) {
+        (Ty::Msg(inner), LEN) if std::ptr::eq(inner, &KEY_VALUE) => {
+            r.bytes().and_then(|b| key_value(b, depth - 1))
+        }
+        (Ty::Msg(inner), LEN) => r
+            .bytes()
+            .and_then(|b| walk(b, inner, depth - 1))
+            .map(|n| *items += n),
+        (Ty::Str, LEN) => r.bytes().and_then(utf8),
+        (Ty::Bytes, LEN) => r.bytes().map(drop),
+        (Ty::Varint | Ty::RepVarint, VARINT) => r.varint().map(drop),
+        (Ty::Fixed64 | Ty::RepFixed64, I64) => r.advance(8),
+        (Ty::Fixed32, I32) => r.advance(4),
+        (Ty::RepFixed64, LEN) => r.bytes().and_then(|b| {
+            if b.len() % 8 == 0 {
+                Ok(())
+            } else {
+                Err(WireError::new("invalid packed length"))
+            }
+        }),
+        (Ty::RepVarint, LEN) => r.bytes().and_then(|b| {
+            let mut packed = Reader::new(b);
+            while !packed.is_done() {
+                packed.varint()?;
+            }
+            Ok(())
+        }),
+        _ => Err(WireError::new("invalid wire type")),
+    };
+    checked.map_err(|e| e.at(msg.name, field.name))?;
+    Ok(r.pos)
 }
 
 /// Counts the items in a checked message, reading only the fields that hold them.
@@ -972,6 +1216,22 @@ mod tests {
     }
 
     #[test]
+    fn ascii_test_agrees_with_std_at_every_length_and_position() {
+        for n in 0..40 {
+            let plain = vec![b'a'; n];
+            assert!(ascii(&plain), "length {n}");
+            for at in 0..n {
+                for high in [0x80u8, 0xc3, 0xff] {
+                    let mut b = plain.clone();
+                    b[at] = high;
+                    assert_eq!(ascii(&b), b.is_ascii(), "length {n}, byte {at}");
+                    assert!(!ascii(&b));
+                }
+            }
+        }
+    }
+
+    #[test]
     fn empty_request_has_no_entries() {
         assert!(index(Signal::Traces, &[]).unwrap().is_empty());
     }
@@ -1060,11 +1320,31 @@ mod tests {
     fn rich_requests() -> Vec<(Signal, Vec<u8>)> {
         use crate::pdata::common::{ArrayValue, InstrumentationScope, KeyValueList};
         use crate::pdata::resource::Resource;
+        let string = |key: &str, value: &str| KeyValue {
+            key: key.into(),
+            value: Some(AnyValue {
+                value: Some(any_value::Value::StringValue(value.into())),
+            }),
+            key_strindex: 0,
+        };
         let attrs = vec![
+            string("s", "é"),
+            // The one-pass attribute check: a string of 4 to 7 bytes, one of 8 or more with
+            // a non-ASCII byte in its middle, one whose length takes two bytes, scalars.
+            string("k.four", "abcé"),
+            string("k.eleven.é", "abcdefgh\u{e9}ij"),
+            string("k.long", &"x".repeat(200)),
             KeyValue {
-                key: "s".into(),
+                key: "i".into(),
                 value: Some(AnyValue {
-                    value: Some(any_value::Value::StringValue("é".into())),
+                    value: Some(any_value::Value::IntValue(300)),
+                }),
+                key_strindex: 0,
+            },
+            KeyValue {
+                key: "b".into(),
+                value: Some(AnyValue {
+                    value: Some(any_value::Value::BoolValue(true)),
                 }),
                 key_strindex: 0,
             },
