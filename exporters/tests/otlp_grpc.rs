@@ -72,6 +72,10 @@ async fn configured_headers_arrive_as_metadata() {
     assert_eq!(attempt.header("x-tenant"), Some("42"));
     let agent = attempt.header("user-agent").unwrap();
     assert!(agent.starts_with("ferrotel/"), "{agent}");
+    // The attempt's deadline (the default timeout, 5 s), as a Go client sends it.
+    assert_eq!(attempt.header("grpc-timeout"), Some("5000000u"));
+    assert_eq!(attempt.header("content-type"), Some("application/grpc"));
+    assert_eq!(attempt.header("te"), Some("trailers"));
     exp.stop().await;
 }
 

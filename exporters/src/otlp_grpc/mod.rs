@@ -1,10 +1,13 @@
 //! The `otlp_grpc` exporter (deprecated alias `otlp`): OTLP over gRPC through one lazily
-//! connected HTTP/2 channel, with the shared queue and retries. Each batch is encoded once;
-//! retries resend the same bytes.
+//! connected HTTP/2 channel, with the shared queue and retries. Each batch is encoded (and
+//! compressed) once; retries resend the same bytes. An uncompressed request goes out as the
+//! batch's own pieces, not copied into one buffer.
 
 pub mod config;
 
+use std::collections::VecDeque;
 use std::future::Future;
+use std::io::Write;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -12,12 +15,12 @@ use std::task::{Context, Poll};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::{BufMut, Bytes};
-use http::uri::{PathAndQuery, Scheme};
-use http::Uri;
+use bytes::Bytes;
+use http::uri::Scheme;
+use http::{HeaderValue, Uri};
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
-use tonic::codec::{Codec, CompressionEncoding, DecodeBuf, Decoder, EncodeBuf, Encoder};
+use tonic::codec::{CompressionEncoding, DecodeBuf, Decoder, Streaming};
 use tonic::metadata::{AsciiMetadataKey, BinaryMetadataKey, MetadataMap, MetadataValue};
 use tonic::transport::{Channel, Endpoint};
 use tonic::{Code, Status};
@@ -87,7 +90,9 @@ impl ExporterFactory for OtlpGrpcExporterFactory {
 /// written one after the other, are the request (an encoded batch's entries, not copied).
 pub struct GrpcRequest {
     signal: Signal,
-    body: Vec<Bytes>,
+    /// The gRPC message: its five-byte prefix (compressed flag and length), then the
+    /// protobuf request as pieces, or compressed in one.
+    frames: Vec<Bytes>,
 }
 
 struct GrpcSender {
@@ -186,48 +191,137 @@ impl GrpcSender {
         Ok(endpoint.connect_with_connector_lazy(TlsOnly(https)))
     }
 
-    async fn call<R>(&self, path: &'static str, body: Vec<Bytes>) -> Result<R, Status>
+    /// The gRPC message for a batch: compressed when configured, the pieces as they are
+    /// otherwise.
+    fn frame(&self, pieces: Vec<Bytes>) -> Result<Vec<Bytes>, ExportError> {
+        let len: usize = pieces.iter().map(Bytes::len).sum();
+        let failed = |e: std::io::Error| ExportError::permanent(format!("compressing: {e}"));
+        let (flag, mut frames) = match self.compression {
+            None => (0u8, pieces),
+            Some(CompressionEncoding::Gzip) => {
+                let out = Vec::with_capacity(len / 4 + 64);
+                let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::new(6));
+                for piece in &pieces {
+                    gz.write_all(piece).map_err(failed)?;
+                }
+                (1, vec![Bytes::from(gz.finish().map_err(failed)?)])
+            }
+            Some(_) => {
+                let out = Vec::with_capacity(len / 4 + 64);
+                let mut z = zstd::stream::write::Encoder::new(out, zstd::DEFAULT_COMPRESSION_LEVEL)
+                    .map_err(failed)?;
+                for piece in &pieces {
+                    z.write_all(piece).map_err(failed)?;
+                }
+                (1, vec![Bytes::from(z.finish().map_err(failed)?)])
+            }
+        };
+        let body_len: usize = frames.iter().map(Bytes::len).sum();
+        let body_len = u32::try_from(body_len).map_err(|_| {
+            ExportError::permanent(format!(
+                "the request is {body_len} bytes, more than a gRPC message can hold"
+            ))
+        })?;
+        let mut prefix = [flag, 0, 0, 0, 0];
+        prefix[1..].copy_from_slice(&body_len.to_be_bytes());
+        frames.retain(|f| !f.is_empty());
+        frames.insert(0, Bytes::copy_from_slice(&prefix));
+        Ok(frames)
+    }
+
+    /// One unary call with an already framed message, answered as tonic's client would
+    /// answer it (statuses in headers or trailers, compressed replies, HTTP errors).
+    async fn call<R>(&self, path: &'static str, frames: &[Bytes]) -> Result<R, Status>
     where
         R: prost::Message + Default + Send + 'static,
     {
-        let channel = match self.channel() {
+        let mut channel = match self.channel() {
             Ok(c) => c,
             Err(e) => return Err(Status::unavailable(e.to_string())),
         };
-        let mut grpc = tonic::client::Grpc::new(channel)
-            .accept_compressed(CompressionEncoding::Gzip)
-            .accept_compressed(CompressionEncoding::Zstd);
-        if let Some(encoding) = self.compression {
-            grpc = grpc.send_compressed(encoding);
-        }
-        grpc.ready()
+        tower::ServiceExt::ready(&mut channel)
             .await
             .map_err(|e| Status::unavailable(format!("the connection is not ready: {e}")))?;
-        let mut request = tonic::Request::new(body);
-        *request.metadata_mut() = self.metadata.clone();
+        let body = tonic::body::Body::new(Frames(frames.iter().cloned().collect()));
+        let mut request = http::Request::new(body);
+        *request.method_mut() = http::Method::POST;
+        *request.version_mut() = http::Version::HTTP_2;
+        // The channel adds the scheme and authority of its origin.
+        *request.uri_mut() = Uri::from_static(path);
+        let headers = request.headers_mut();
+        *headers = self.metadata.clone().into_headers();
+        headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+        headers.insert(
+            http::header::CONTENT_TYPE,
+            HeaderValue::from_static("application/grpc"),
+        );
+        match self.compression {
+            Some(CompressionEncoding::Gzip) => {
+                headers.insert("grpc-encoding", HeaderValue::from_static("gzip"));
+            }
+            Some(_) => {
+                headers.insert("grpc-encoding", HeaderValue::from_static("zstd"));
+            }
+            None => {}
+        }
+        headers.insert(
+            "grpc-accept-encoding",
+            HeaderValue::from_static("gzip,zstd"),
+        );
         let timeout = self.config.timeout.get();
         if !timeout.is_zero() {
             // Tells the server the deadline, as a Go client's context does.
-            request.set_timeout(timeout);
+            headers.insert("grpc-timeout", grpc_timeout(timeout));
         }
-        grpc.unary(
-            request,
-            PathAndQuery::from_static(path),
-            PreEncoded(PhantomData),
-        )
-        .await
-        .map(tonic::Response::into_inner)
+        let response = tower::Service::call(&mut channel, request)
+            .await
+            .map_err(|e| Status::from_error(e.into()))?;
+        let encoding = match response.headers().get("grpc-encoding") {
+            None => None,
+            Some(v) => match v.as_bytes() {
+                b"identity" => None,
+                b"gzip" => Some(CompressionEncoding::Gzip),
+                b"zstd" => Some(CompressionEncoding::Zstd),
+                other => {
+                    return Err(Status::unimplemented(format!(
+                        "Content is compressed with `{}` which isn't supported",
+                        String::from_utf8_lossy(other)
+                    )))
+                }
+            },
+        };
+        if let Some(status) = Status::from_header_map(response.headers()) {
+            // A trailers-only answer: no message follows.
+            if status.code() != Code::Ok {
+                return Err(status);
+            }
+            return Err(Status::internal("Missing response message."));
+        }
+        let status_code = response.status();
+        let mut reply = Streaming::new_response(
+            ProstDecoder::<R>(PhantomData),
+            response.into_body(),
+            status_code,
+            encoding,
+            None,
+        );
+        let message = reply
+            .message()
+            .await?
+            .ok_or_else(|| Status::internal("Missing response message."))?;
+        reply.trailers().await?;
+        Ok(message)
     }
 
     /// One call; with `wait_for_ready`, a call that cannot connect waits and tries again
     /// (the attempt's timeout bounds it) instead of failing at once.
-    async fn call_ready<R>(&self, path: &'static str, body: &[Bytes]) -> Result<R, Status>
+    async fn call_ready<R>(&self, path: &'static str, frames: &[Bytes]) -> Result<R, Status>
     where
         R: prost::Message + Default + Send + 'static,
     {
         let mut pause = Duration::from_millis(50);
         loop {
-            match self.call::<R>(path, body.to_vec()).await {
+            match self.call::<R>(path, frames).await {
                 Err(status) if self.config.wait_for_ready && is_local_failure(&status) => {
                     debug!(exporter = %self.id, error = %describe(&status), "Waiting for the connection to be ready");
                     tokio::time::sleep(pause).await;
@@ -239,6 +333,45 @@ impl GrpcSender {
     }
 }
 
+/// A `grpc-timeout` value: the most precise unit that fits the eight digits gRPC allows.
+fn grpc_timeout(timeout: Duration) -> HeaderValue {
+    const MAX: u128 = 99_999_999;
+    let value = [
+        (timeout.as_nanos(), 'n'),
+        (timeout.as_micros(), 'u'),
+        (timeout.as_millis(), 'm'),
+        (u128::from(timeout.as_secs()), 'S'),
+        (u128::from(timeout.as_secs() / 60), 'M'),
+    ]
+    .into_iter()
+    .find(|(v, _)| *v <= MAX)
+    .map_or_else(
+        || format!("{}H", (timeout.as_secs() / 3600).min(99_999_999)),
+        |(v, unit)| format!("{v}{unit}"),
+    );
+    HeaderValue::from_str(&value).unwrap_or_else(|_| HeaderValue::from_static("99999999H"))
+}
+
+/// A request body that hands out its pieces as they are, one DATA chunk each: HTTP/2 writes
+/// them to the socket without copying them together.
+struct Frames(VecDeque<Bytes>);
+
+impl http_body::Body for Frames {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        Poll::Ready(self.0.pop_front().map(|b| Ok(http_body::Frame::data(b))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
 #[async_trait]
 impl Sender for GrpcSender {
     type Request = GrpcRequest;
@@ -246,7 +379,7 @@ impl Sender for GrpcSender {
     fn prepare(&self, payload: &Payload) -> Result<GrpcRequest, ExportError> {
         Ok(GrpcRequest {
             signal: payload.signal(),
-            body: payload.to_protobuf_chunks(),
+            frames: self.frame(payload.to_protobuf_chunks())?,
         })
     }
 
@@ -257,21 +390,21 @@ impl Sender for GrpcSender {
     async fn send(&self, request: &GrpcRequest) -> Result<Sent, ExportError> {
         let partial = match request.signal {
             Signal::Traces => self
-                .call_ready::<ExportTraceServiceResponse>(TRACES_PATH, &request.body)
+                .call_ready::<ExportTraceServiceResponse>(TRACES_PATH, &request.frames)
                 .await
                 .map(|r| {
                     r.partial_success
                         .map(|p| (p.rejected_spans, p.error_message))
                 }),
             Signal::Metrics => self
-                .call_ready::<ExportMetricsServiceResponse>(METRICS_PATH, &request.body)
+                .call_ready::<ExportMetricsServiceResponse>(METRICS_PATH, &request.frames)
                 .await
                 .map(|r| {
                     r.partial_success
                         .map(|p| (p.rejected_data_points, p.error_message))
                 }),
             Signal::Logs => self
-                .call_ready::<ExportLogsServiceResponse>(LOGS_PATH, &request.body)
+                .call_ready::<ExportLogsServiceResponse>(LOGS_PATH, &request.frames)
                 .await
                 .map(|r| {
                     r.partial_success
@@ -421,39 +554,7 @@ fn classify(status: &Status) -> ExportError {
     }
 }
 
-/// Sends an already encoded request and decodes the reply with prost.
-struct PreEncoded<R>(PhantomData<R>);
-
-impl<R: prost::Message + Default + Send + 'static> Codec for PreEncoded<R> {
-    type Encode = Vec<Bytes>;
-    type Decode = R;
-    type Encoder = PassThrough;
-    type Decoder = ProstDecoder<R>;
-
-    fn encoder(&mut self) -> PassThrough {
-        PassThrough
-    }
-
-    fn decoder(&mut self) -> ProstDecoder<R> {
-        ProstDecoder(PhantomData)
-    }
-}
-
-struct PassThrough;
-
-impl Encoder for PassThrough {
-    type Item = Vec<Bytes>;
-    type Error = Status;
-
-    fn encode(&mut self, item: Vec<Bytes>, dst: &mut EncodeBuf<'_>) -> Result<(), Status> {
-        dst.reserve(item.iter().map(Bytes::len).sum());
-        for chunk in &item {
-            dst.put_slice(chunk);
-        }
-        Ok(())
-    }
-}
-
+/// Decodes the reply with prost.
 struct ProstDecoder<R>(PhantomData<R>);
 
 impl<R: prost::Message + Default> Decoder for ProstDecoder<R> {
@@ -510,6 +611,27 @@ mod tests {
             details,
         };
         Status::with_details(code, "m", st.encode_to_vec().into())
+    }
+
+    #[test]
+    fn grpc_timeout_takes_the_most_precise_unit_that_fits() {
+        let cases = [
+            (Duration::from_nanos(1), "1n"),
+            (Duration::from_millis(99), "99000000n"),
+            (Duration::from_millis(100), "100000u"),
+            (Duration::from_secs(5), "5000000u"),
+            (Duration::from_secs(100), "100000m"),
+            (Duration::from_secs(100_000), "100000S"),
+            (Duration::from_secs(100_000_000), "1666666M"),
+            (Duration::from_secs(6_000_000_000), "1666666H"),
+        ];
+        for (timeout, header) in cases {
+            assert_eq!(
+                grpc_timeout(timeout).to_str().unwrap(),
+                header,
+                "{timeout:?}"
+            );
+        }
     }
 
     #[test]
