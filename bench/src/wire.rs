@@ -37,6 +37,12 @@ impl<'a> Fields<'a> {
     }
 
     fn varint(&mut self) -> Result<u64> {
+        if let Some(&byte) = self.buf.get(self.pos) {
+            if byte < 0x80 {
+                self.pos += 1;
+                return Ok(u64::from(byte));
+            }
+        }
         let mut value = 0u64;
         for shift in (0..64).step_by(7) {
             let byte = *self
@@ -107,7 +113,14 @@ fn each<'a>(msg: &'a [u8], number: u32, mut f: impl FnMut(&'a [u8]) -> Result<()
 /// The value of a string attribute `key` among the KeyValue fields `number` of `msg`.
 fn string_attribute<'a>(msg: &'a [u8], number: u32, key: &str) -> Result<Option<&'a [u8]>> {
     let mut found = None;
+    let wanted = key.as_bytes();
     each(msg, number, |kv| {
+        // Encoders write the key first: most attributes are told apart by its first bytes.
+        if let [0x0a, len, rest @ ..] = kv {
+            if *len < 0x80 && (usize::from(*len) != wanted.len() || !rest.starts_with(wanted)) {
+                return Ok(());
+            }
+        }
         let mut k: &[u8] = &[];
         let mut value: &[u8] = &[];
         let mut fields = Fields::new(kv);
