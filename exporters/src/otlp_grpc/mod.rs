@@ -99,7 +99,8 @@ struct GrpcSender {
     id: String,
     config: OtlpGrpcConfig,
     metadata: MetadataMap,
-    compression: Option<CompressionEncoding>,
+    /// `None`, or how requests are compressed (`grpc-encoding`).
+    compression: Option<Packing>,
     /// Built at start (it needs the runtime); taken at shutdown.
     channel: Mutex<Option<Channel>>,
 }
@@ -108,8 +109,8 @@ impl GrpcSender {
     fn new(id: &str, config: OtlpGrpcConfig) -> Result<Self, ComponentError> {
         let metadata = metadata(&config)?;
         let compression = match config.compression {
-            Compression::Gzip => Some(CompressionEncoding::Gzip),
-            Compression::Zstd => Some(CompressionEncoding::Zstd),
+            Compression::Gzip => Some(Packing::Gzip),
+            Compression::Zstd => Some(Packing::Zstd),
             Compression::None => None,
             other => {
                 return Err(ComponentError::new(format!(
@@ -198,7 +199,7 @@ impl GrpcSender {
         let failed = |e: std::io::Error| ExportError::permanent(format!("compressing: {e}"));
         let (flag, mut frames) = match self.compression {
             None => (0u8, pieces),
-            Some(CompressionEncoding::Gzip) => {
+            Some(Packing::Gzip) => {
                 let out = Vec::with_capacity(len / 4 + 64);
                 let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::new(6));
                 for piece in &pieces {
@@ -206,7 +207,7 @@ impl GrpcSender {
                 }
                 (1, vec![Bytes::from(gz.finish().map_err(failed)?)])
             }
-            Some(_) => {
+            Some(Packing::Zstd) => {
                 let out = Vec::with_capacity(len / 4 + 64);
                 let mut z = zstd::stream::write::Encoder::new(out, zstd::DEFAULT_COMPRESSION_LEVEL)
                     .map_err(failed)?;
@@ -255,14 +256,8 @@ impl GrpcSender {
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/grpc"),
         );
-        match self.compression {
-            Some(CompressionEncoding::Gzip) => {
-                headers.insert("grpc-encoding", HeaderValue::from_static("gzip"));
-            }
-            Some(_) => {
-                headers.insert("grpc-encoding", HeaderValue::from_static("zstd"));
-            }
-            None => {}
+        if let Some(packing) = self.compression {
+            headers.insert("grpc-encoding", HeaderValue::from_static(packing.name()));
         }
         headers.insert(
             "grpc-accept-encoding",
@@ -329,6 +324,23 @@ impl GrpcSender {
                 }
                 other => return other,
             }
+        }
+    }
+}
+
+/// The compressions the exporter sends over gRPC.
+#[derive(Clone, Copy)]
+enum Packing {
+    Gzip,
+    Zstd,
+}
+
+impl Packing {
+    /// Its `grpc-encoding` name.
+    fn name(self) -> &'static str {
+        match self {
+            Packing::Gzip => "gzip",
+            Packing::Zstd => "zstd",
         }
     }
 }
