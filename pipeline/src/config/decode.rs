@@ -439,6 +439,91 @@ impl<'de, 'a> VariantAccess<'de> for ValueDeserializer<'a> {
     }
 }
 
+/// The keys a struct decodes (serde's `fields` of the struct), read without decoding anything.
+pub fn field_names<T: DeserializeOwned>() -> &'static [&'static str] {
+    /// A deserializer that only notes the fields a struct asks for.
+    struct Probe(Option<&'static [&'static str]>);
+
+    impl<'de> de::Deserializer<'de> for &mut Probe {
+        type Error = Error;
+
+        fn deserialize_struct<V: Visitor<'de>>(
+            self,
+            _name: &'static str,
+            fields: &'static [&'static str],
+            _visitor: V,
+        ) -> Result<V::Value, Error> {
+            self.0 = Some(fields);
+            Err(Error("field names only".to_string()))
+        }
+
+        fn deserialize_any<V: Visitor<'de>>(self, _visitor: V) -> Result<V::Value, Error> {
+            Err(Error("not a struct".to_string()))
+        }
+
+        serde::forward_to_deserialize_any! {
+            bool i8 i16 i32 i64 i128 u8 u16 u32 u64 u128 f32 f64 char str string bytes
+            byte_buf option unit unit_struct newtype_struct seq tuple tuple_struct map enum
+            identifier ignored_any
+        }
+    }
+
+    let mut probe = Probe(None);
+    let _ = T::deserialize(&mut probe);
+    probe.0.unwrap_or(&[])
+}
+
+fn not_a_map() -> DecodeError {
+    DecodeError {
+        path: Vec::new(),
+        message: "expected a map".to_string(),
+    }
+}
+
+/// Decodes a section whose keys upstream takes from two structs squashed into one map (as
+/// the Kafka components take their client settings): the keys `S` declares go to `S`, the
+/// others to `R`. An unknown key is reported with the keys of both.
+pub fn decode_squashed<S, R>(value: &Value) -> Result<(S, R), DecodeError>
+where
+    S: DeserializeOwned,
+    R: DeserializeOwned,
+{
+    let shared = field_names::<S>();
+    let map = match value {
+        Value::Null => Map::new(),
+        Value::Map(map) => map.clone(),
+        Value::Expanded { typed, .. } => match typed.as_ref() {
+            Value::Map(map) => map.clone(),
+            _ => return Err(decode::<R>(value).err().unwrap_or_else(not_a_map)),
+        },
+        // Not a map: the rest reports it, as a struct would.
+        _ => return Err(decode::<R>(value).err().unwrap_or_else(not_a_map)),
+    };
+    let (mut own, mut rest) = (Map::new(), Map::new());
+    for (key, v) in map {
+        if shared.contains(&key.as_str()) {
+            own.insert(key, v);
+        } else {
+            rest.insert(key, v);
+        }
+    }
+    let own = decode::<S>(&Value::Map(own))?;
+    let rest = decode::<R>(&Value::Map(rest)).map_err(|mut e| {
+        if e.path.is_empty() && e.message.starts_with("unknown field") {
+            if e.message.contains(", expected one of ") {
+                e.message.push_str(", ");
+                e.message.push_str(&shared.join(", "));
+            } else if let Some(at) = e.message.find(" (this section takes no keys)") {
+                e.message.truncate(at);
+                e.message.push_str(", expected one of ");
+                e.message.push_str(&shared.join(", "));
+            }
+        }
+        e
+    })?;
+    Ok((own, rest))
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -563,5 +648,52 @@ mod tests {
             err.to_string(),
             "verbosity: invalid value \"loud\", expected one of basic, normal, detailed"
         );
+    }
+
+    #[derive(Debug, Default, PartialEq, serde::Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Shared {
+        brokers: Vec<String>,
+        client_id: String,
+    }
+
+    #[derive(Debug, Default, PartialEq, serde::Deserialize)]
+    #[serde(deny_unknown_fields, default)]
+    struct Own {
+        group_id: String,
+    }
+
+    #[test]
+    fn field_names_of_a_struct() {
+        assert_eq!(field_names::<Shared>(), &["brokers", "client_id"]);
+        assert!(field_names::<u32>().is_empty());
+    }
+
+    #[test]
+    fn squashed_sections_share_one_map() {
+        let value = Value::Map(
+            [
+                (
+                    "brokers".to_string(),
+                    Value::Seq(vec![Value::String("k:9092".into())]),
+                ),
+                ("group_id".to_string(), Value::String("g".into())),
+            ]
+            .into_iter()
+            .collect(),
+        );
+        let (shared, own): (Shared, Own) = decode_squashed(&value).unwrap();
+        assert_eq!(shared.brokers, vec!["k:9092".to_string()]);
+        assert_eq!(own.group_id, "g");
+        let (shared, own): (Shared, Own) = decode_squashed(&Value::Null).unwrap();
+        assert_eq!((shared, own), (Shared::default(), Own::default()));
+        let unknown = Value::Map([("topic_x".to_string(), Value::Null)].into_iter().collect());
+        let err = decode_squashed::<Shared, Own>(&unknown).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "unknown field \"topic_x\", expected one of group_id, brokers, client_id"
+        );
+        let err = decode_squashed::<Shared, Own>(&Value::Int(3)).unwrap_err();
+        assert_eq!(err.to_string(), "expected a map, got int 3");
     }
 }
