@@ -6,6 +6,7 @@ pub mod compression;
 pub mod config;
 pub mod exporter;
 pub mod factory;
+pub mod kafka;
 pub mod logging;
 pub mod net;
 pub mod pdata;
