@@ -1,5 +1,6 @@
 //! Receivers: where telemetry enters the agent.
 
+pub mod kafka;
 pub mod otlp;
 
 use std::sync::Arc;
