@@ -6,7 +6,17 @@ use serde::de::IgnoredAny;
 use serde::Deserialize;
 
 use crate::config::types::GoDuration;
+use crate::pdata::Signal;
 use crate::tls::ClientTlsSettings;
+
+/// The topic of each signal when the configuration names none (receiver and exporter).
+pub fn default_topic(signal: Signal) -> &'static str {
+    match signal {
+        Signal::Traces => "otlp_spans",
+        Signal::Metrics => "otlp_metrics",
+        Signal::Logs => "otlp_logs",
+    }
+}
 
 /// The client settings, with upstream's names and defaults.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

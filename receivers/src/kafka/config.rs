@@ -8,7 +8,7 @@ use serde::Deserialize;
 
 use ferrotel_pipeline::config::types::GoDuration;
 use ferrotel_pipeline::exporter::config::RetrySettings;
-use ferrotel_pipeline::kafka::ClientConfig;
+use ferrotel_pipeline::kafka::{default_topic, ClientConfig};
 use ferrotel_pipeline::Signal;
 
 /// The receiver's configuration: the client settings and the rest.
@@ -188,15 +188,6 @@ pub struct Subscription {
     /// Regular expressions of topics not to read (with a `^` topic only).
     pub exclude_topics: Vec<String>,
     pub encoding: Encoding,
-}
-
-/// The default topic of each signal.
-pub fn default_topic(signal: Signal) -> &'static str {
-    match signal {
-        Signal::Traces => "otlp_spans",
-        Signal::Metrics => "otlp_metrics",
-        Signal::Logs => "otlp_logs",
-    }
 }
 
 const STRATEGIES: &[&str] = &["range", "roundrobin", "cooperative-sticky"];
