@@ -2,3 +2,4 @@
 //! holds its configuration so far.
 
 pub mod config;
+pub mod keys;
