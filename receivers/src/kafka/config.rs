@@ -358,7 +358,9 @@ fn parse_encoding(signal: Signal, name: &str) -> Result<Encoding, String> {
         "json" if logs => Ok(Encoding::Json),
         "text" if logs => Ok(Encoding::Text("utf-8".to_string())),
         _ if logs && name.starts_with("text_") => {
-            Ok(Encoding::Text(name["text_".len()..].to_string()))
+            let label = &name["text_".len()..];
+            super::logs::Charset::from_label(label)?;
+            Ok(Encoding::Text(label.to_string()))
         }
         "jaeger_proto" | "jaeger_json" | "zipkin_proto" | "zipkin_json" | "zipkin_thrift"
             if signal == Signal::Traces =>
@@ -458,6 +460,10 @@ mod tests {
         assert_eq!(
             enc("logs: {encoding: text_shift_jis}", Signal::Logs),
             Ok(Encoding::Text("shift_jis".into()))
+        );
+        assert_eq!(
+            enc("logs: {encoding: text_klingon}", Signal::Logs),
+            Err("invalid text encoding: unsupported encoding 'klingon'".to_string())
         );
         assert_eq!(
             enc("metrics: {encoding: raw}", Signal::Metrics),

@@ -2,3 +2,4 @@
 //! in a consumer group. This module holds its configuration so far.
 
 pub mod config;
+pub mod logs;
