@@ -7,7 +7,7 @@ use indexmap::IndexMap;
 use ferrotel_pipeline::pdata::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use ferrotel_pipeline::pdata::trace::{ResourceSpans, ScopeSpans, Span};
 use ferrotel_pipeline::pdata::{
-    ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest,
+    ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest, Payload,
 };
 
 use super::keys::{resource_key, trace_key};
@@ -191,6 +191,35 @@ pub fn logs_by_trace_id(request: ExportLogsServiceRequest) -> Vec<Keyed<ExportLo
         .collect()
 }
 
+/// Cuts a batch into batches whose encoding, as `encoded_len` measures it, is at most
+/// `max` bytes: halves by item count until each fits (a cut in the middle of a resource copies
+/// the resource and scope to both sides). A single item larger than `max` cannot be cut and
+/// comes back as the error, with the batches that fit.
+pub fn fit(
+    payload: Payload,
+    max: usize,
+    encoded_len: &impl Fn(&Payload) -> usize,
+) -> (Vec<Payload>, Vec<Payload>) {
+    let (mut fits, mut too_large) = (Vec::new(), Vec::new());
+    let mut pending = vec![payload];
+    while let Some(mut batch) = pending.pop() {
+        if encoded_len(&batch) <= max {
+            fits.push(batch);
+            continue;
+        }
+        let items = batch.item_count();
+        if items <= 1 {
+            too_large.push(batch);
+            continue;
+        }
+        let front = batch.split_front(items / 2);
+        // Keeps the original order: the front half is taken next.
+        pending.push(batch);
+        pending.push(front);
+    }
+    (fits, too_large)
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -344,5 +373,30 @@ mod tests {
         assert!(parts[1].0.is_some());
         let by_resource = logs_by_resource(request);
         assert_eq!(by_resource.len(), 1);
+    }
+
+    #[test]
+    fn batches_are_cut_until_each_fits() {
+        let payload = Payload::Traces(ferrotel_pipeline::Traces(request()));
+        let whole = payload.encoded_len();
+        let len = |p: &Payload| p.encoded_len();
+        let (fits, too_large) = fit(payload.clone(), whole, &len);
+        assert_eq!((fits.len(), too_large.len()), (1, 0));
+        let (fits, too_large) = fit(payload.clone(), whole / 2, &len);
+        assert!(too_large.is_empty());
+        assert!(fits.len() >= 2);
+        assert!(fits.iter().all(|p| p.encoded_len() <= whole / 2));
+        let order: Vec<String> = fits
+            .iter()
+            .flat_map(|p| match p {
+                Payload::Traces(t) => names(&t.0).into_iter().flatten().flatten().collect(),
+                _ => Vec::new(),
+            })
+            .collect();
+        assert_eq!(order, ["a1", "a2", "a3", "a4", "b1", "b2"]);
+        // Smaller than any single span: every span comes back as too large, none is lost.
+        let (fits, too_large) = fit(payload, 10, &len);
+        assert!(fits.is_empty());
+        assert_eq!(too_large.len(), 6);
     }
 }
