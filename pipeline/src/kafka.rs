@@ -202,7 +202,11 @@ impl ClientConfig {
                 }
             }
         }
-        Ok(())
+        if let Some(tls) = self.effective_tls() {
+            tls.validate()?;
+        }
+        // What cannot be said to the client is refused here, not at start.
+        self.librdkafka_properties().map(drop)
     }
 
     /// The TLS settings in effect: the top-level `tls`, else the deprecated `auth.tls`.
@@ -228,6 +232,75 @@ impl ClientConfig {
             username: p.username.clone(),
             password: p.password.clone(),
         })
+    }
+}
+
+impl ClientConfig {
+    /// The librdkafka properties these settings mean (`bootstrap.servers`, `client.id`,
+    /// `security.protocol`, SASL and TLS, metadata refresh, idle connections), for a producer
+    /// or a consumer to start from.
+    pub fn librdkafka_properties(&self) -> Result<Vec<(&'static str, String)>, String> {
+        let mut props: Vec<(&'static str, String)> = vec![
+            ("bootstrap.servers", self.brokers.join(",")),
+            ("client.id", self.client_id.clone()),
+            (
+                "topic.metadata.refresh.interval.ms",
+                self.metadata.refresh_interval.get().as_millis().to_string(),
+            ),
+            (
+                "connections.max.idle.ms",
+                self.conn_idle_timeout.get().as_millis().to_string(),
+            ),
+        ];
+        if !self.rack_id.is_empty() {
+            props.push(("client.rack", self.rack_id.clone()));
+        }
+        if !self.protocol_version.is_empty() {
+            // Used when the broker cannot say which versions it speaks.
+            props.push(("broker.version.fallback", self.protocol_version.clone()));
+        }
+        // `tls` with `insecure: true` and no CA means plain text, as upstream reads it.
+        let tls = self
+            .effective_tls()
+            .filter(|t| !t.insecure || t.ca_file.is_some() || t.ca_pem.is_some());
+        let sasl = self.sasl();
+        let protocol = match (&tls, &sasl) {
+            (None, None) => "plaintext",
+            (Some(_), None) => "ssl",
+            (None, Some(_)) => "sasl_plaintext",
+            (Some(_), Some(_)) => "sasl_ssl",
+        };
+        props.push(("security.protocol", protocol.to_string()));
+        if let Some(sasl) = sasl {
+            props.push(("sasl.mechanisms", sasl.mechanism.name().to_string()));
+            props.push(("sasl.username", sasl.username));
+            props.push(("sasl.password", sasl.password));
+        }
+        if let Some(tls) = tls {
+            if tls.server_name_override.is_some() {
+                return Err("tls::server_name_override is not supported for Kafka".to_string());
+            }
+            let pairs = [
+                ("ssl.ca.location", &tls.ca_file),
+                ("ssl.ca.pem", &tls.ca_pem),
+                ("ssl.certificate.location", &tls.cert_file),
+                ("ssl.certificate.pem", &tls.cert_pem),
+                ("ssl.key.location", &tls.key_file),
+                ("ssl.key.pem", &tls.key_pem),
+            ];
+            for (key, value) in pairs {
+                if let Some(value) = value {
+                    props.push((key, value.clone()));
+                }
+            }
+            if tls.insecure_skip_verify {
+                props.push(("enable.ssl.certificate.verification", "false".to_string()));
+                props.push(("ssl.endpoint.identification.algorithm", "none".to_string()));
+            } else {
+                props.push(("ssl.endpoint.identification.algorithm", "https".to_string()));
+            }
+        }
+        Ok(props)
     }
 }
 
@@ -341,5 +414,78 @@ mod tests {
         assert!(err.contains("not supported"), "{err}");
         assert!(client("protocol_version: 2.1.0").validate().is_ok());
         assert!(client("protocol_version: 0.10.2.1").validate().is_ok());
+    }
+
+    fn props(yaml: &str) -> Vec<(&'static str, String)> {
+        client(yaml).librdkafka_properties().unwrap()
+    }
+
+    fn prop(props: &[(&'static str, String)], key: &str) -> Option<String> {
+        props
+            .iter()
+            .find(|(k, _)| *k == key)
+            .map(|(_, v)| v.clone())
+    }
+
+    #[test]
+    fn librdkafka_properties_for_each_security_setting() {
+        let p = props(
+            "brokers: [a:9092, b:9092]\nclient_id: agent\nrack_id: r1\nprotocol_version: 2.1.0",
+        );
+        assert_eq!(
+            prop(&p, "bootstrap.servers").as_deref(),
+            Some("a:9092,b:9092")
+        );
+        assert_eq!(prop(&p, "client.id").as_deref(), Some("agent"));
+        assert_eq!(prop(&p, "client.rack").as_deref(), Some("r1"));
+        assert_eq!(
+            prop(&p, "broker.version.fallback").as_deref(),
+            Some("2.1.0")
+        );
+        assert_eq!(prop(&p, "security.protocol").as_deref(), Some("plaintext"));
+        assert_eq!(
+            prop(&p, "topic.metadata.refresh.interval.ms").as_deref(),
+            Some("600000")
+        );
+        assert_eq!(
+            prop(&p, "connections.max.idle.ms").as_deref(),
+            Some("540000")
+        );
+
+        let p = props("auth: {sasl: {mechanism: SCRAM-SHA-256, username: u, password: p}}");
+        assert_eq!(
+            prop(&p, "security.protocol").as_deref(),
+            Some("sasl_plaintext")
+        );
+        assert_eq!(
+            prop(&p, "sasl.mechanisms").as_deref(),
+            Some("SCRAM-SHA-256")
+        );
+        assert_eq!(prop(&p, "sasl.username").as_deref(), Some("u"));
+
+        let p = props("tls: {ca_file: /ca.pem}\nauth: {plain_text: {username: u, password: p}}");
+        assert_eq!(prop(&p, "security.protocol").as_deref(), Some("sasl_ssl"));
+        assert_eq!(prop(&p, "sasl.mechanisms").as_deref(), Some("PLAIN"));
+        assert_eq!(prop(&p, "ssl.ca.location").as_deref(), Some("/ca.pem"));
+        assert_eq!(
+            prop(&p, "ssl.endpoint.identification.algorithm").as_deref(),
+            Some("https")
+        );
+
+        let p = props("tls: {insecure_skip_verify: true}");
+        assert_eq!(prop(&p, "security.protocol").as_deref(), Some("ssl"));
+        assert_eq!(
+            prop(&p, "enable.ssl.certificate.verification").as_deref(),
+            Some("false")
+        );
+        // `insecure: true` without a CA: plain text.
+        let p = props("tls: {insecure: true}");
+        assert_eq!(prop(&p, "security.protocol").as_deref(), Some("plaintext"));
+        assert_eq!(
+            client("tls: {server_name_override: x}")
+                .validate()
+                .unwrap_err(),
+            "tls::server_name_override is not supported for Kafka"
+        );
     }
 }
