@@ -15,6 +15,8 @@ use ferrotel_pipeline::factory::Registry;
 pub fn register(registry: &mut Registry) {
     registry.add_exporter(Arc::new(debug::DebugExporterFactory));
     registry.add_exporter(Arc::new(file::FileExporterFactory));
+    #[cfg(feature = "kafka")]
+    registry.add_exporter(Arc::new(kafka::KafkaExporterFactory));
     registry.add_exporter(Arc::new(otlp_grpc::OtlpGrpcExporterFactory));
     registry.add_exporter(Arc::new(otlp_http::OtlpHttpExporterFactory));
     // The names real configs (SigNoz among them) still use; the loader warns about them.

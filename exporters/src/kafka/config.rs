@@ -300,6 +300,27 @@ impl KafkaExporterConfig {
         {
             return Err("record_partitioner: only sticky_key is supported".to_string());
         }
+        // Client metadata does not reach the exporter yet: refused rather than ignored.
+        if !p.include_metadata_keys.is_empty() {
+            return Err("include_metadata_keys is not supported yet".to_string());
+        }
+        for (name, s) in [
+            ("traces", &p.traces),
+            ("metrics", &p.metrics),
+            ("logs", &p.logs),
+        ] {
+            for (field, value) in [
+                ("topic_from_metadata_key", &s.topic_from_metadata_key),
+                (
+                    "message_key_from_metadata_key",
+                    &s.message_key_from_metadata_key,
+                ),
+            ] {
+                if !value.is_empty() {
+                    return Err(format!("{name}::{field} is not supported yet"));
+                }
+            }
+        }
         p.sending_queue
             .validate()
             .map_err(|e| format!("sending_queue: {e}"))?;
