@@ -564,33 +564,9 @@ impl<'a> Reader<'a> {
 
     #[inline(always)]
     pub(crate) fn varint(&mut self) -> Result<u64, WireError> {
-        // The common case: one byte.
-        if let Some(&b) = self.buf.get(self.pos) {
-            if b < 0x80 {
-                self.pos += 1;
-                return Ok(u64::from(b));
-            }
-        }
-        self.varint_slow()
-    }
-
-    #[inline(never)]
-    fn varint_slow(&mut self) -> Result<u64, WireError> {
-        let mut value = 0u64;
-        for i in 0..10 {
-            let Some(&b) = self.buf.get(self.pos) else {
-                return Err(WireError::new("buffer underflow"));
-            };
-            self.pos += 1;
-            if i == 9 && b > 1 {
-                return Err(WireError::new("invalid varint"));
-            }
-            value |= u64::from(b & 0x7f) << (7 * i);
-            if b < 0x80 {
-                return Ok(value);
-            }
-        }
-        Err(WireError::new("invalid varint"))
+        let (value, end) = varint_at(self.buf, self.pos)?;
+        self.pos = end;
+        Ok(value)
     }
 
     /// A field key: its number and wire type.
@@ -623,24 +599,16 @@ impl<'a> Reader<'a> {
 
     #[inline(always)]
     fn advance(&mut self, n: usize) -> Result<(), WireError> {
-        if self.buf.len() - self.pos < n {
-            return Err(WireError::new("buffer underflow"));
-        }
-        self.pos += n;
+        self.pos = skip_at(self.buf, self.pos, n)?;
         Ok(())
     }
 
     /// A length-delimited field's bytes.
     #[inline(always)]
     pub(crate) fn bytes(&mut self) -> Result<&'a [u8], WireError> {
-        let len = self.varint()?;
-        let len = usize::try_from(len).map_err(|_| WireError::new("buffer underflow"))?;
-        if self.buf.len() - self.pos < len {
-            return Err(WireError::new("buffer underflow"));
-        }
-        let start = self.pos;
-        self.pos += len;
-        Ok(&self.buf[start..self.pos])
+        let (bytes, end) = len_at(self.buf, self.pos)?;
+        self.pos = end;
+        Ok(bytes)
     }
 
     /// Skips a field prost does not know, as prost does (groups included).
@@ -684,10 +652,22 @@ fn varint_at(buf: &[u8], pos: usize) -> Result<(u64, usize), WireError> {
 }
 
 #[inline(never)]
-fn varint_at_slow(buf: &[u8], pos: usize) -> Result<(u64, usize), WireError> {
-    let mut r = Reader { buf, pos };
-    let value = r.varint_slow()?;
-    Ok((value, r.pos))
+fn varint_at_slow(buf: &[u8], mut pos: usize) -> Result<(u64, usize), WireError> {
+    let mut value = 0u64;
+    for i in 0..10 {
+        let Some(&b) = buf.get(pos) else {
+            return Err(WireError::new("buffer underflow"));
+        };
+        pos += 1;
+        if i == 9 && b > 1 {
+            return Err(WireError::new("invalid varint"));
+        }
+        value |= u64::from(b & 0x7f) << (7 * i);
+        if b < 0x80 {
+            return Ok((value, pos));
+        }
+    }
+    Err(WireError::new("invalid varint"))
 }
 
 /// A length-delimited field's bytes at `pos` (after the key), and the position after them.
