@@ -83,34 +83,63 @@ pub fn decompress(encoding: &str, body: Bytes, limit: usize) -> Result<Bytes, De
 /// Compresses a request body for an HTTP `Content-Encoding` (gzip, zstd, snappy block,
 /// zlib/deflate); `None` returns the body as it is.
 pub fn compress(encoding: Option<&str>, body: &[u8]) -> std::io::Result<Vec<u8>> {
+    compress_parts(encoding, &[body])
+}
+
+/// [`compress`] for a body held in parts (an encoded batch's entries), without first
+/// copying them together where the encoder can take them one by one.
+pub fn compress_parts<P: AsRef<[u8]>>(
+    encoding: Option<&str>,
+    parts: &[P],
+) -> std::io::Result<Vec<u8>> {
     use std::io::Write;
+    fn write_all<W: Write, P: AsRef<[u8]>>(mut w: W, parts: &[P]) -> std::io::Result<W> {
+        for part in parts {
+            w.write_all(part.as_ref())?;
+        }
+        Ok(w)
+    }
+    let len: usize = parts.iter().map(|p| p.as_ref().len()).sum();
     match encoding {
-        None | Some("") | Some("identity") => Ok(body.to_vec()),
-        Some("gzip") => {
-            let mut e = flate2::write::GzEncoder::new(
-                Vec::with_capacity(body.len() / 4),
+        None | Some("") | Some("identity") => Ok(concat(parts, len)),
+        Some("gzip") => write_all(
+            flate2::write::GzEncoder::new(
+                Vec::with_capacity(len / 4),
                 flate2::Compression::default(),
-            );
-            e.write_all(body)?;
-            e.finish()
-        }
-        Some("zlib") | Some("deflate") => {
-            let mut e = flate2::write::ZlibEncoder::new(
-                Vec::with_capacity(body.len() / 4),
+            ),
+            parts,
+        )?
+        .finish(),
+        Some("zlib") | Some("deflate") => write_all(
+            flate2::write::ZlibEncoder::new(
+                Vec::with_capacity(len / 4),
                 flate2::Compression::default(),
-            );
-            e.write_all(body)?;
-            e.finish()
-        }
-        Some("zstd") => zstd::encode_all(body, 3),
+            ),
+            parts,
+        )?
+        .finish(),
+        Some("zstd") => write_all(
+            zstd::stream::write::Encoder::new(Vec::with_capacity(len / 4), 3)?,
+            parts,
+        )?
+        .finish(),
         Some("snappy") => snap::raw::Encoder::new()
-            .compress_vec(body)
+            .compress_vec(&concat(parts, len))
             .map_err(|e| std::io::Error::new(std::io::ErrorKind::InvalidData, e)),
         Some(other) => Err(std::io::Error::new(
             std::io::ErrorKind::Unsupported,
             format!("unsupported compression \"{other}\""),
         )),
     }
+}
+
+/// The parts one after the other, in one buffer.
+fn concat<P: AsRef<[u8]>>(parts: &[P], len: usize) -> Vec<u8> {
+    let mut out = Vec::with_capacity(len);
+    for part in parts {
+        out.extend_from_slice(part.as_ref());
+    }
+    out
 }
 
 #[cfg(test)]
@@ -164,6 +193,21 @@ mod tests {
             );
         }
         assert_eq!(compress(None, b"x").unwrap(), b"x");
+    }
+
+    #[test]
+    fn parts_compress_as_their_concatenation() {
+        let data = b"ferrotel ".repeat(100);
+        let parts = [&data[..7], &data[7..500], &data[500..]];
+        for enc in ["gzip", "zlib", "deflate", "zstd", "snappy"] {
+            let packed = compress_parts(Some(enc), &parts).unwrap();
+            assert_eq!(
+                decompress(enc, packed.into(), 10_000).unwrap(),
+                data,
+                "{enc}"
+            );
+        }
+        assert_eq!(compress_parts(None, &parts).unwrap(), data);
     }
 
     #[test]

@@ -7,7 +7,6 @@ pub mod config;
 
 use std::collections::VecDeque;
 use std::future::Future;
-use std::io::Write;
 use std::marker::PhantomData;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex};
@@ -29,6 +28,7 @@ use tracing::{debug, warn};
 use ferrotel_pipeline::component::{
     config_as, ComponentConfig, ComponentError, ConsumerComponent, CreateSettings,
 };
+use ferrotel_pipeline::compression;
 use ferrotel_pipeline::config::decode::DecodeError;
 use ferrotel_pipeline::config::value::Value;
 use ferrotel_pipeline::exporter::config::Compression;
@@ -99,8 +99,8 @@ struct GrpcSender {
     id: String,
     config: OtlpGrpcConfig,
     metadata: MetadataMap,
-    /// `None`, or how requests are compressed (`grpc-encoding`).
-    compression: Option<Packing>,
+    /// How requests are compressed (its `grpc-encoding` name): gzip, zstd or none.
+    compression: Option<&'static str>,
     /// Built at start (it needs the runtime); taken at shutdown.
     channel: Mutex<Option<Channel>>,
 }
@@ -109,9 +109,9 @@ impl GrpcSender {
     fn new(id: &str, config: OtlpGrpcConfig) -> Result<Self, ComponentError> {
         let metadata = metadata(&config)?;
         let compression = match config.compression {
-            Compression::Gzip => Some(Packing::Gzip),
-            Compression::Zstd => Some(Packing::Zstd),
-            Compression::None => None,
+            Compression::Gzip | Compression::Zstd | Compression::None => {
+                config.compression.encoding()
+            }
             other => {
                 return Err(ComponentError::new(format!(
                     "unsupported compression type \"{}\"",
@@ -195,26 +195,12 @@ impl GrpcSender {
     /// The gRPC message for a batch: compressed when configured, the pieces as they are
     /// otherwise.
     fn frame(&self, pieces: Vec<Bytes>) -> Result<Vec<Bytes>, ExportError> {
-        let len: usize = pieces.iter().map(Bytes::len).sum();
-        let failed = |e: std::io::Error| ExportError::permanent(format!("compressing: {e}"));
         let (flag, mut frames) = match self.compression {
             None => (0u8, pieces),
-            Some(Packing::Gzip) => {
-                let out = Vec::with_capacity(len / 4 + 64);
-                let mut gz = flate2::write::GzEncoder::new(out, flate2::Compression::new(6));
-                for piece in &pieces {
-                    gz.write_all(piece).map_err(failed)?;
-                }
-                (1, vec![Bytes::from(gz.finish().map_err(failed)?)])
-            }
-            Some(Packing::Zstd) => {
-                let out = Vec::with_capacity(len / 4 + 64);
-                let mut z = zstd::stream::write::Encoder::new(out, zstd::DEFAULT_COMPRESSION_LEVEL)
-                    .map_err(failed)?;
-                for piece in &pieces {
-                    z.write_all(piece).map_err(failed)?;
-                }
-                (1, vec![Bytes::from(z.finish().map_err(failed)?)])
+            Some(name) => {
+                let packed = compression::compress_parts(Some(name), &pieces)
+                    .map_err(|e| ExportError::permanent(format!("compressing: {e}")))?;
+                (1, vec![Bytes::from(packed)])
             }
         };
         let body_len: usize = frames.iter().map(Bytes::len).sum();
@@ -256,8 +242,8 @@ impl GrpcSender {
             http::header::CONTENT_TYPE,
             HeaderValue::from_static("application/grpc"),
         );
-        if let Some(packing) = self.compression {
-            headers.insert("grpc-encoding", HeaderValue::from_static(packing.name()));
+        if let Some(name) = self.compression {
+            headers.insert("grpc-encoding", HeaderValue::from_static(name));
         }
         headers.insert(
             "grpc-accept-encoding",
@@ -324,23 +310,6 @@ impl GrpcSender {
                 }
                 other => return other,
             }
-        }
-    }
-}
-
-/// The compressions the exporter sends over gRPC.
-#[derive(Clone, Copy)]
-enum Packing {
-    Gzip,
-    Zstd,
-}
-
-impl Packing {
-    /// Its `grpc-encoding` name.
-    fn name(self) -> &'static str {
-        match self {
-            Packing::Gzip => "gzip",
-            Packing::Zstd => "zstd",
         }
     }
 }

@@ -246,14 +246,24 @@ impl Sender for HttpSender {
         let (url, url_text) = self.destinations[signal_index(signal)]
             .clone()
             .map_err(ExportError::permanent)?;
-        let encoded = match self.config.encoding {
-            Encoding::Proto => payload.to_protobuf(),
-            Encoding::Json => payload
-                .to_json()
-                .map_err(|e| ExportError::permanent(format!("OTLP/JSON encoding: {e}")))?,
+        let compressed = |parts: &[Bytes]| {
+            compression::compress_parts(self.config.compression.encoding(), parts)
+                .map_err(|e| ExportError::permanent(format!("compression: {e}")))
         };
-        let body = compression::compress(self.config.compression.encoding(), &encoded)
-            .map_err(|e| ExportError::permanent(format!("compression: {e}")))?;
+        let body = match (self.config.encoding, self.config.compression.encoding()) {
+            (Encoding::Proto, None) => payload.to_protobuf(),
+            // An encoded batch's entries go to the compressor as they are.
+            (Encoding::Proto, Some(_)) => compressed(&payload.to_protobuf_chunks())?,
+            (Encoding::Json, encoding) => {
+                let json = payload
+                    .to_json()
+                    .map_err(|e| ExportError::permanent(format!("OTLP/JSON encoding: {e}")))?;
+                match encoding {
+                    None => json,
+                    Some(_) => compressed(&[Bytes::from(json)])?,
+                }
+            }
+        };
         Ok(HttpRequest {
             signal,
             url,
