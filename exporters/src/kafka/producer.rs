@@ -1,5 +1,6 @@
 //! The exporter's factory and sender over librdkafka's producer.
 
+use std::borrow::Cow;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -19,7 +20,7 @@ use ferrotel_pipeline::config::value::Value;
 use ferrotel_pipeline::exporter::{ExportError, HelperSettings, QueuedExporter, Sender, Sent};
 use ferrotel_pipeline::factory::{ExporterFactory, Factory, Stability};
 use ferrotel_pipeline::pdata::common::{any_value, AnyValue};
-use ferrotel_pipeline::pdata::{Logs, Metrics, Payload, Signal, Traces};
+use ferrotel_pipeline::pdata::{Payload, Signal};
 
 use super::config::{Encoding, KafkaExporterConfig};
 use super::split;
@@ -168,39 +169,36 @@ impl KafkaSender {
         Ok(rd)
     }
 
-    /// The partitioned parts of a decoded batch, each with its key.
-    fn parts(&self, payload: Payload) -> Vec<split::Keyed<Payload>> {
+    /// The partitioned parts of a decoded batch, each with its key; a batch that is not
+    /// partitioned stays where it is.
+    fn parts<'a>(&self, payload: Cow<'a, Payload>) -> Vec<split::Keyed<Cow<'a, Payload>>> {
         let p = &self.config.producer_side;
-        let per_resource = !p.topic_from_attribute.is_empty();
-        match payload {
-            Payload::Traces(t) if p.partition_traces_by_id => split::traces_by_trace_id(t.0)
-                .into_iter()
-                .map(|(k, r)| (k, Payload::Traces(Traces(r))))
-                .collect(),
-            Payload::Traces(t) if per_resource => split::traces_by_resource(t.0)
-                .into_iter()
-                .map(|(k, r)| (k, Payload::Traces(Traces(r))))
-                .collect(),
-            Payload::Metrics(m) if p.partition_metrics_by_resource_attributes || per_resource => {
-                let keyed = p.partition_metrics_by_resource_attributes;
-                split::metrics_by_resource(m.0)
-                    .into_iter()
-                    .map(|(k, r)| (k.filter(|_| keyed), Payload::Metrics(Metrics(r))))
-                    .collect()
-            }
-            Payload::Logs(l) if p.partition_logs_by_trace_id => split::logs_by_trace_id(l.0)
-                .into_iter()
-                .map(|(k, r)| (k, Payload::Logs(Logs(r))))
-                .collect(),
-            Payload::Logs(l) if p.partition_logs_by_resource_attributes || per_resource => {
-                let keyed = p.partition_logs_by_resource_attributes;
-                split::logs_by_resource(l.0)
-                    .into_iter()
-                    .map(|(k, r)| (k.filter(|_| keyed), Payload::Logs(Logs(r))))
-                    .collect()
-            }
-            other => vec![(None, other)],
+        let signal = payload.signal();
+        let (by_trace, keyed_by_resource) = match signal {
+            Signal::Traces => (p.partition_traces_by_id, false),
+            Signal::Metrics => (false, p.partition_metrics_by_resource_attributes),
+            Signal::Logs => (
+                p.partition_logs_by_trace_id,
+                p.partition_logs_by_resource_attributes,
+            ),
+        };
+        if !by_trace && !keyed_by_resource && p.topic_from_attribute.is_empty() {
+            return vec![(None, payload)];
         }
+        let parts = if by_trace {
+            split::by_trace_id(payload.into_owned())
+        } else {
+            // `topic_from_attribute` alone also cuts per resource; the key is kept for spans.
+            let keyed = keyed_by_resource || signal == Signal::Traces;
+            split::by_resource(payload.into_owned())
+                .into_iter()
+                .map(|(k, part)| (k.filter(|_| keyed), part))
+                .collect()
+        };
+        parts
+            .into_iter()
+            .map(|(k, part)| (k, Cow::Owned(part)))
+            .collect()
     }
 
     /// The topic of a part: its first resource's `topic_from_attribute`, else the signal's.
@@ -309,15 +307,16 @@ impl Sender for KafkaSender {
             .map_err(ExportError::permanent)?;
         let decoded = payload
             .decoded()
-            .map_err(|e| ExportError::permanent(e.to_string()))?
-            .into_owned();
+            .map_err(|e| ExportError::permanent(e.to_string()))?;
         let max = self.config.producer_side.producer.max_message_bytes;
         let mut records = Vec::new();
         let mut too_large = 0u64;
         for (key, part) in self.parts(decoded) {
             let topic = self.topic_of(&part, &destination.topic);
             if destination.encoding == Encoding::Raw {
-                let Payload::Logs(logs) = &part else { continue };
+                let Payload::Logs(logs) = part.as_ref() else {
+                    continue;
+                };
                 for record in logs
                     .0
                     .resource_logs
@@ -341,26 +340,19 @@ impl Sender for KafkaSender {
                 }
                 continue;
             }
-            let encode = |p: &Payload| -> Result<Vec<u8>, ExportError> {
-                match destination.encoding {
-                    Encoding::OtlpJson => p
-                        .to_json()
-                        .map_err(|e| ExportError::permanent(format!("encoding JSON: {e}"))),
-                    _ => Ok(p.to_protobuf()),
-                }
+            let encode = |p: &Payload| match destination.encoding {
+                Encoding::OtlpJson => p
+                    .to_json()
+                    .map_err(|e| ExportError::permanent(format!("encoding JSON: {e}"))),
+                _ => Ok(p.to_protobuf()),
             };
-            let limit = value_limit(max, key.as_deref());
-            let measure = |p: &Payload| match destination.encoding {
-                Encoding::OtlpJson => p.to_json().map_or(usize::MAX, |v| v.len()),
-                _ => p.encoded_len(),
-            };
-            let (fits, oversized) = split::fit(part, limit, &measure);
+            let (fits, oversized) = split::fit(part, value_limit(max, key.as_deref()), &encode)?;
             too_large += oversized.iter().map(|p| p.item_count() as u64).sum::<u64>();
-            for piece in fits {
+            for value in fits {
                 records.push(Record {
                     topic: topic.clone(),
                     key: key.clone(),
-                    value: encode(&piece)?,
+                    value,
                     sent: AtomicBool::new(false),
                 });
             }

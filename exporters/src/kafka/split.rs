@@ -2,12 +2,15 @@
 //! by its attributes) or one per trace (keyed by the trace ID), each keeping the resource and
 //! scope its items came with.
 
+use std::borrow::Cow;
+
 use indexmap::IndexMap;
 
 use ferrotel_pipeline::pdata::logs::{LogRecord, ResourceLogs, ScopeLogs};
 use ferrotel_pipeline::pdata::trace::{ResourceSpans, ScopeSpans, Span};
 use ferrotel_pipeline::pdata::{
-    ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest, Payload,
+    ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest, Logs,
+    Metrics, Payload, Traces,
 };
 
 use super::keys::{resource_key, trace_key};
@@ -22,7 +25,7 @@ fn key_of(resource: Option<&ferrotel_pipeline::pdata::resource::Resource>) -> Op
 }
 
 /// One record per resource.
-pub fn metrics_by_resource(
+fn metrics_by_resource(
     request: ExportMetricsServiceRequest,
 ) -> Vec<Keyed<ExportMetricsServiceRequest>> {
     request
@@ -40,7 +43,7 @@ pub fn metrics_by_resource(
 }
 
 /// One record per resource.
-pub fn logs_by_resource(request: ExportLogsServiceRequest) -> Vec<Keyed<ExportLogsServiceRequest>> {
+fn logs_by_resource(request: ExportLogsServiceRequest) -> Vec<Keyed<ExportLogsServiceRequest>> {
     request
         .resource_logs
         .into_iter()
@@ -56,9 +59,7 @@ pub fn logs_by_resource(request: ExportLogsServiceRequest) -> Vec<Keyed<ExportLo
 }
 
 /// One record per resource.
-pub fn traces_by_resource(
-    request: ExportTraceServiceRequest,
-) -> Vec<Keyed<ExportTraceServiceRequest>> {
+fn traces_by_resource(request: ExportTraceServiceRequest) -> Vec<Keyed<ExportTraceServiceRequest>> {
     request
         .resource_spans
         .into_iter()
@@ -115,9 +116,7 @@ fn group_by_id<R: Clone, S: Clone, I>(
 
 /// One record per trace ID, in the order traces first appear; spans keep their resource and
 /// scope.
-pub fn traces_by_trace_id(
-    request: ExportTraceServiceRequest,
-) -> Vec<Keyed<ExportTraceServiceRequest>> {
+fn traces_by_trace_id(request: ExportTraceServiceRequest) -> Vec<Keyed<ExportTraceServiceRequest>> {
     let nested = request
         .resource_spans
         .into_iter()
@@ -155,7 +154,7 @@ pub fn traces_by_trace_id(
 
 /// One record per trace ID (log records without one share a record without a key), in the
 /// order traces first appear; records keep their resource and scope.
-pub fn logs_by_trace_id(request: ExportLogsServiceRequest) -> Vec<Keyed<ExportLogsServiceRequest>> {
+fn logs_by_trace_id(request: ExportLogsServiceRequest) -> Vec<Keyed<ExportLogsServiceRequest>> {
     let nested = request
         .resource_logs
         .into_iter()
@@ -191,20 +190,26 @@ pub fn logs_by_trace_id(request: ExportLogsServiceRequest) -> Vec<Keyed<ExportLo
         .collect()
 }
 
-/// Cuts a batch into batches whose encoding, as `encoded_len` measures it, is at most
-/// `max` bytes: halves by item count until each fits (a cut in the middle of a resource copies
-/// the resource and scope to both sides). A single item larger than `max` cannot be cut and
-/// comes back as the error, with the batches that fit.
-pub fn fit(
-    payload: Payload,
+/// Encodes a batch into records of at most `max` bytes: halves by item count until each
+/// encoding fits (a cut in the middle of a resource copies the resource and scope to both
+/// sides), in the original order. A single item larger than `max` cannot be cut and comes
+/// back apart, with the encodings that fit.
+pub fn fit<E>(
+    payload: Cow<'_, Payload>,
     max: usize,
-    encoded_len: &impl Fn(&Payload) -> usize,
-) -> (Vec<Payload>, Vec<Payload>) {
+    encode: &impl Fn(&Payload) -> Result<Vec<u8>, E>,
+) -> Result<(Vec<Vec<u8>>, Vec<Payload>), E> {
+    // The usual case, a batch that fits, is encoded from where it is, without a copy.
+    let whole = encode(&payload)?;
+    if whole.len() <= max {
+        return Ok((vec![whole], Vec::new()));
+    }
     let (mut fits, mut too_large) = (Vec::new(), Vec::new());
-    let mut pending = vec![payload];
+    let mut pending = vec![payload.into_owned()];
     while let Some(mut batch) = pending.pop() {
-        if encoded_len(&batch) <= max {
-            fits.push(batch);
+        let encoded = encode(&batch)?;
+        if encoded.len() <= max {
+            fits.push(encoded);
             continue;
         }
         let items = batch.item_count();
@@ -217,7 +222,30 @@ pub fn fit(
         pending.push(batch);
         pending.push(front);
     }
-    (fits, too_large)
+    Ok((fits, too_large))
+}
+
+/// One record per resource, keyed by its attributes.
+pub fn by_resource(payload: Payload) -> Vec<Keyed<Payload>> {
+    match payload {
+        Payload::Traces(t) => wrap(traces_by_resource(t.0), |r| Payload::Traces(Traces(r))),
+        Payload::Metrics(m) => wrap(metrics_by_resource(m.0), |r| Payload::Metrics(Metrics(r))),
+        Payload::Logs(l) => wrap(logs_by_resource(l.0), |r| Payload::Logs(Logs(r))),
+        encoded @ Payload::Encoded(_) => vec![(None, encoded)],
+    }
+}
+
+/// One record per trace ID (spans and log records); metrics stay whole.
+pub fn by_trace_id(payload: Payload) -> Vec<Keyed<Payload>> {
+    match payload {
+        Payload::Traces(t) => wrap(traces_by_trace_id(t.0), |r| Payload::Traces(Traces(r))),
+        Payload::Logs(l) => wrap(logs_by_trace_id(l.0), |r| Payload::Logs(Logs(r))),
+        other => vec![(None, other)],
+    }
+}
+
+fn wrap<T>(parts: Vec<Keyed<T>>, into: impl Fn(T) -> Payload) -> Vec<Keyed<Payload>> {
+    parts.into_iter().map(|(k, r)| (k, into(r))).collect()
 }
 
 #[cfg(test)]
@@ -377,25 +405,30 @@ mod tests {
 
     #[test]
     fn batches_are_cut_until_each_fits() {
+        use prost::Message as _;
         let payload = Payload::Traces(ferrotel_pipeline::Traces(request()));
         let whole = payload.encoded_len();
-        let len = |p: &Payload| p.encoded_len();
-        let (fits, too_large) = fit(payload.clone(), whole, &len);
+        let encode = |p: &Payload| Ok::<_, ()>(p.to_protobuf());
+        let (fits, too_large) = fit(Cow::Borrowed(&payload), whole, &encode).unwrap();
         assert_eq!((fits.len(), too_large.len()), (1, 0));
-        let (fits, too_large) = fit(payload.clone(), whole / 2, &len);
+        let (fits, too_large) = fit(Cow::Borrowed(&payload), whole / 2, &encode).unwrap();
         assert!(too_large.is_empty());
         assert!(fits.len() >= 2);
-        assert!(fits.iter().all(|p| p.encoded_len() <= whole / 2));
+        assert!(fits.iter().all(|p| p.len() <= whole / 2));
         let order: Vec<String> = fits
             .iter()
-            .flat_map(|p| match p {
-                Payload::Traces(t) => names(&t.0).into_iter().flatten().flatten().collect(),
-                _ => Vec::new(),
+            .flat_map(|bytes| {
+                let request = ExportTraceServiceRequest::decode(&bytes[..]).unwrap();
+                names(&request)
+                    .into_iter()
+                    .flatten()
+                    .flatten()
+                    .collect::<Vec<_>>()
             })
             .collect();
         assert_eq!(order, ["a1", "a2", "a3", "a4", "b1", "b2"]);
         // Smaller than any single span: every span comes back as too large, none is lost.
-        let (fits, too_large) = fit(payload, 10, &len);
+        let (fits, too_large) = fit(Cow::Owned(payload), 10, &encode).unwrap();
         assert!(fits.is_empty());
         assert_eq!(too_large.len(), 6);
     }
