@@ -490,22 +490,24 @@ where
 {
     let shared = field_names::<S>();
     let map = match value {
-        Value::Null => Map::new(),
-        Value::Map(map) => map.clone(),
-        Value::Expanded { typed, .. } => match typed.as_ref() {
-            Value::Map(map) => map.clone(),
-            _ => return Err(decode::<R>(value).err().unwrap_or_else(not_a_map)),
-        },
-        // Not a map: the rest reports it, as a struct would.
-        _ => return Err(decode::<R>(value).err().unwrap_or_else(not_a_map)),
+        Value::Expanded { typed, .. } => typed.as_ref(),
+        other => other,
     };
     let (mut own, mut rest) = (Map::new(), Map::new());
-    for (key, v) in map {
-        if shared.contains(&key.as_str()) {
-            own.insert(key, v);
-        } else {
-            rest.insert(key, v);
+    match map {
+        Value::Null => {}
+        Value::Map(map) => {
+            for (key, v) in map {
+                let side = if shared.contains(&key.as_str()) {
+                    &mut own
+                } else {
+                    &mut rest
+                };
+                side.insert(key.clone(), v.clone());
+            }
         }
+        // Not a map: the rest reports it, as a struct would.
+        _ => return Err(decode::<R>(value).err().unwrap_or_else(not_a_map)),
     }
     let own = decode::<S>(&Value::Map(own))?;
     let rest = decode::<R>(&Value::Map(rest)).map_err(|mut e| {
