@@ -206,28 +206,20 @@ impl KafkaReceiverConfig {
     pub fn subscription(&self, signal: Signal) -> Result<Subscription, String> {
         let name = signal.as_str();
         let own = self.signal(signal);
-        let topics = match (&own.topics, &own.topic) {
-            (Some(_), Some(_)) => {
-                return Err(format!("both {name}.topic and {name}.topics cannot be set"))
-            }
-            (Some(list), None) => list.clone(),
-            (None, Some(one)) => vec![one.clone()],
-            (None, None) => vec![self
+        let topics = list_or_one(&own.topics, &own.topic, name, "topic")?.unwrap_or_else(|| {
+            vec![self
                 .consumer
                 .topic
                 .clone()
-                .unwrap_or_else(|| default_topic(signal).to_string())],
-        };
-        let exclude_topics = match (&own.exclude_topics, &own.exclude_topic) {
-            (Some(_), Some(_)) => {
-                return Err(format!(
-                    "both {name}.exclude_topic and {name}.exclude_topics cannot be set"
-                ))
-            }
-            (Some(list), None) => list.clone(),
-            (None, Some(one)) => vec![one.clone()],
-            (None, None) => Vec::new(),
-        };
+                .unwrap_or_else(|| default_topic(signal).to_string())]
+        });
+        let exclude_topics = list_or_one(
+            &own.exclude_topics,
+            &own.exclude_topic,
+            name,
+            "exclude_topic",
+        )?
+        .unwrap_or_default();
         if topics.is_empty() || topics.iter().any(String::is_empty) {
             return Err(format!("{name}.topics must name at least one topic"));
         }
@@ -345,6 +337,24 @@ impl KafkaReceiverConfig {
             self.subscription(signal)?;
         }
         Ok(())
+    }
+}
+
+/// A setting written as a list (`<field>s`) or, in older configurations, as one value
+/// (`<field>`); both at once is an error.
+fn list_or_one(
+    list: &Option<Vec<String>>,
+    one: &Option<String>,
+    signal: &str,
+    field: &str,
+) -> Result<Option<Vec<String>>, String> {
+    match (list, one) {
+        (Some(_), Some(_)) => Err(format!(
+            "both {signal}.{field} and {signal}.{field}s cannot be set"
+        )),
+        (Some(list), None) => Ok(Some(list.clone())),
+        (None, Some(one)) => Ok(Some(vec![one.clone()])),
+        (None, None) => Ok(None),
     }
 }
 
