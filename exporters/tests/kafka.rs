@@ -7,10 +7,10 @@
 //! back. `./scripts/test` installs tansu; `FERROTEL_TANSU` may name the binary.
 
 mod common;
+#[path = "../../tests/support/tansu.rs"]
+mod tansu;
 
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use prost::Message as _;
 use rdkafka::consumer::{Consumer, StreamConsumer};
@@ -22,103 +22,7 @@ use ferrotel_pipeline::pdata::{
     ExportLogsServiceRequest, ExportMetricsServiceRequest, ExportTraceServiceRequest,
 };
 
-/// Every wait has a limit.
-const WAIT: Duration = Duration::from_secs(30);
-
-fn tansu_binary() -> PathBuf {
-    if let Some(path) = std::env::var_os("FERROTEL_TANSU") {
-        return PathBuf::from(path);
-    }
-    let cache = std::env::var_os("FERROTEL_CACHE")
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache/ferrotel")))
-        .expect("HOME or FERROTEL_CACHE is set");
-    let path = cache.join("tansu/bin/tansu");
-    assert!(
-        path.is_file(),
-        "the Kafka tests need the tansu broker at {} (run ./scripts/test, which installs it, or \
-         `cargo install tansu --version 0.6.0 --locked --features dynostore,libsql --root <dir>` \
-         and set FERROTEL_TANSU=<dir>/bin/tansu)",
-        path.display()
-    );
-    path
-}
-
-/// A tansu broker on a free loopback port, stopped when dropped.
-struct Broker {
-    child: Option<Child>,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl Broker {
-    fn address(&self) -> String {
-        format!("127.0.0.1:{}", self.port)
-    }
-
-    fn start_on(port: u16, dir: tempfile::TempDir) -> Broker {
-        let url = format!("tcp://127.0.0.1:{port}");
-        let child = Command::new(tansu_binary())
-            .args([
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-            ])
-            .args(["--storage-engine", "sqlite://tansu.db"])
-            .current_dir(dir.path())
-            .stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .expect("start tansu");
-        let deadline = Instant::now() + WAIT;
-        while std::net::TcpStream::connect(("127.0.0.1", port)).is_err() {
-            assert!(Instant::now() < deadline, "tansu did not listen on {port}");
-            std::thread::sleep(Duration::from_millis(50));
-        }
-        Broker {
-            child: Some(child),
-            port,
-            dir,
-        }
-    }
-
-    fn start() -> Broker {
-        let port = std::net::TcpListener::bind("127.0.0.1:0")
-            .unwrap()
-            .local_addr()
-            .unwrap()
-            .port();
-        Broker::start_on(port, tempfile::tempdir().unwrap())
-    }
-
-    fn create_topics(&self, topics: &[&str]) {
-        for topic in topics {
-            let status = Command::new(tansu_binary())
-                .args(["topic", "create", "--broker"])
-                .arg(format!("tcp://127.0.0.1:{}", self.port))
-                .args(["--partitions", "3", topic])
-                .stdout(Stdio::null())
-                .status()
-                .expect("run tansu topic create");
-            assert!(status.success(), "tansu topic create {topic}");
-        }
-    }
-
-    fn stop(&mut self) {
-        if let Some(mut child) = self.child.take() {
-            let _ = child.kill();
-            let _ = child.wait();
-        }
-    }
-}
-
-impl Drop for Broker {
-    fn drop(&mut self) {
-        self.stop();
-    }
-}
+use tansu::{Broker, WAIT};
 
 /// One record as read: key, value, headers.
 type Read = (Option<Vec<u8>>, Vec<u8>, Vec<(String, Vec<u8>)>);

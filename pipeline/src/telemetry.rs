@@ -263,6 +263,118 @@ impl ProcessorFamilies {
     }
 }
 
+/// The `kafka` receiver's metrics for one partition it reads, resolved once per assignment.
+#[derive(Clone)]
+pub struct KafkaPartitionMetrics {
+    /// Records handed on (`outcome="success"`) or that failed (`outcome="failure"`).
+    pub records_success: IntCounter,
+    pub records_failure: IntCounter,
+    /// Records that could not be decoded, per signal.
+    pub unmarshal_failed: SignalCounters,
+    /// The offset of the last record read.
+    pub current_offset: IntGauge,
+}
+
+/// The `kafka` receiver's metrics (upstream's `otelcol_kafka_receiver_*`).
+#[derive(Clone)]
+pub struct KafkaReceiverMetrics {
+    receiver: String,
+    records: IntCounterVec,
+    unmarshal_failed: [IntCounterVec; 3],
+    current_offset: IntGaugeVec,
+    pub partition_start: IntCounter,
+    pub partition_close: IntCounter,
+}
+
+impl KafkaReceiverMetrics {
+    pub fn partition(&self, topic: &str, partition: i32) -> KafkaPartitionMetrics {
+        let partition = partition.to_string();
+        let labels = [self.receiver.as_str(), topic, partition.as_str()];
+        let record = |outcome: &str| {
+            self.records.with_label_values(&[
+                self.receiver.as_str(),
+                topic,
+                partition.as_str(),
+                outcome,
+            ])
+        };
+        KafkaPartitionMetrics {
+            records_success: record("success"),
+            records_failure: record("failure"),
+            unmarshal_failed: SignalCounters {
+                traces: self.unmarshal_failed[0].with_label_values(&labels),
+                metrics: self.unmarshal_failed[1].with_label_values(&labels),
+                logs: self.unmarshal_failed[2].with_label_values(&labels),
+            },
+            current_offset: self.current_offset.with_label_values(&labels),
+        }
+    }
+}
+
+/// The families behind [`KafkaReceiverMetrics`], registered once for every `kafka` receiver.
+struct KafkaReceiverFamilies {
+    records: IntCounterVec,
+    unmarshal_failed: [IntCounterVec; 3],
+    current_offset: IntGaugeVec,
+    partition_start: IntCounterVec,
+    partition_close: IntCounterVec,
+}
+
+impl KafkaReceiverFamilies {
+    fn new(r: &Registry, naming: Naming) -> prometheus::Result<Self> {
+        let counter = |base: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(naming.counter(base, None), help), labels)?;
+            r.register(Box::new(c.clone()))?;
+            Ok::<_, prometheus::Error>(c)
+        };
+        let partition = &["receiver", "topic", "partition"];
+        let unmarshal = |signal: Signal| {
+            counter(
+                &format!(
+                    "otelcol_kafka_receiver_unmarshal_failed_{}",
+                    signal.item_name()
+                ),
+                &format!(
+                    "Number of {} in Kafka records that could not be decoded",
+                    signal.item_name().replace('_', " ")
+                ),
+                partition,
+            )
+        };
+        let current_offset = IntGaugeVec::new(
+            Opts::new(
+                naming.gauge("otelcol_kafka_receiver_current_offset", None),
+                "Offset of the last record read from the partition",
+            ),
+            partition,
+        )?;
+        r.register(Box::new(current_offset.clone()))?;
+        Ok(KafkaReceiverFamilies {
+            records: counter(
+                "otelcol_kafka_receiver_records",
+                "Number of Kafka records read, by outcome",
+                &["receiver", "topic", "partition", "outcome"],
+            )?,
+            unmarshal_failed: [
+                unmarshal(Signal::Traces)?,
+                unmarshal(Signal::Metrics)?,
+                unmarshal(Signal::Logs)?,
+            ],
+            current_offset,
+            partition_start: counter(
+                "otelcol_kafka_receiver_partition_start",
+                "Number of partitions assigned to this receiver",
+                &["receiver"],
+            )?,
+            partition_close: counter(
+                "otelcol_kafka_receiver_partition_close",
+                "Number of partitions revoked from this receiver",
+                &["receiver"],
+            )?,
+        })
+    }
+}
+
 /// The agent's own metrics registry.
 pub struct Telemetry {
     registry: Registry,
@@ -274,6 +386,7 @@ pub struct Telemetry {
     processor_incoming: IntCounterVec,
     processor_outgoing: IntCounterVec,
     processors: ProcessorFamilies,
+    kafka_receiver: KafkaReceiverFamilies,
     /// The `detailed` metrics level: metrics upstream only records there are recorded too.
     detailed: AtomicBool,
     pub naming: Naming,
@@ -381,6 +494,7 @@ impl Telemetry {
             "Number of items emitted from the processor",
         )?;
         let processors = ProcessorFamilies::new(r, naming)?;
+        let kafka_receiver = KafkaReceiverFamilies::new(r, naming)?;
         let started = Instant::now();
         registry.register(Box::new(ProcessCollector::new(naming, started)))?;
         let build = IntGaugeVec::new(
@@ -402,6 +516,7 @@ impl Telemetry {
             processor_incoming,
             processor_outgoing,
             processors,
+            kafka_receiver,
             detailed: AtomicBool::new(false),
             naming,
             started,
@@ -485,6 +600,18 @@ impl Telemetry {
         MemoryLimiterMetrics {
             accepted: self.processors.memory_limiter[0].resolve(&labels),
             refused: self.processors.memory_limiter[1].resolve(&labels),
+        }
+    }
+
+    pub fn kafka_receiver(&self, receiver: &str) -> KafkaReceiverMetrics {
+        let f = &self.kafka_receiver;
+        KafkaReceiverMetrics {
+            receiver: receiver.to_string(),
+            records: f.records.clone(),
+            unmarshal_failed: f.unmarshal_failed.clone(),
+            current_offset: f.current_offset.clone(),
+            partition_start: f.partition_start.with_label_values(&[receiver]),
+            partition_close: f.partition_close.with_label_values(&[receiver]),
         }
     }
 

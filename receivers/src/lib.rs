@@ -10,4 +10,6 @@ use ferrotel_pipeline::factory::Registry;
 /// Registers every receiver type this crate provides.
 pub fn register(registry: &mut Registry) {
     registry.add_receiver(Arc::new(otlp::OtlpReceiverFactory));
+    #[cfg(feature = "kafka")]
+    registry.add_receiver(Arc::new(kafka::KafkaReceiverFactory));
 }

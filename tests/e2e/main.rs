@@ -8,6 +8,8 @@ mod cli;
 mod config_example;
 mod delivery;
 mod harness;
+#[cfg(feature = "kafka")]
+mod kafka;
 mod otlp_json;
 mod otlp_proto;
 mod otlp_sink;
@@ -15,4 +17,7 @@ mod own_metrics;
 mod promtool;
 mod sdk;
 mod shutdown;
+#[cfg(feature = "kafka")]
+#[path = "../support/tansu.rs"]
+mod tansu;
 mod traffic;
