@@ -677,3 +677,59 @@ fn two_consumers_split_the_partitions_and_one_takes_over() {
     assert!(a_before > 0 && b_before > 0);
     drop(b);
 }
+
+#[test]
+fn a_backend_slower_than_the_topic_pauses_reading_and_loses_nothing() {
+    let broker = Broker::start();
+    broker.create_topic("backlog", 2);
+    let address = broker.address();
+    let placed = deliveries(&kafka_client(&[
+        "produce",
+        "--broker",
+        &address,
+        "--topic",
+        "backlog",
+        "--kind",
+        "traces",
+        "--count",
+        "40",
+        "--partitions",
+        "2",
+    ]));
+    // 100 ms a request, one at a time, and room for two batches in the queue: the exporter
+    // refuses most records when they come, so the receiver must pause and retry them.
+    let sink = Sink::start(1, 0, &["--delay-ms", "100"]);
+    let port = sink.grpc_port();
+    let group = group("slow");
+    let reader = Agent::start(|ports: &Ports, _: &Path| {
+        consumer_config(ports, &address, "backlog", &group, port).replace(
+            "    tls: {insecure: true}\n",
+            "    tls: {insecure: true}\n    sending_queue: {queue_size: 2, num_consumers: 1}\n",
+        )
+    });
+    sink.wait_until(
+        "every record arrives",
+        WAIT,
+        |s| span_counts(s, port).len() >= placed.len(),
+        || reader.log(),
+    );
+    std::thread::sleep(Duration::from_millis(500));
+    let counts = span_counts(&sink, port);
+    for i in placed.keys() {
+        assert_eq!(counts.get(i), Some(&1), "record {i}: {counts:?}");
+    }
+    let metrics = own_metrics::scrape(reader.ports.metrics);
+    assert!(
+        own_metrics::count(
+            &metrics,
+            "otelcol_exporter_enqueue_failed_spans",
+            &[("exporter", "otlp")]
+        ) > 0.0,
+        "the queue did refuse records:\n{metrics}"
+    );
+    assert!(
+        reader.log().contains("retrying it with reading paused"),
+        "{}",
+        reader.log()
+    );
+}

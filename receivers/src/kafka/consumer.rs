@@ -7,7 +7,7 @@
 //! rebalances are served; nothing more is fetched until the record is taken.
 
 use std::collections::{HashMap, VecDeque};
-use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -51,8 +51,6 @@ pub(super) struct Shared {
     metrics: KafkaReceiverMetrics,
     /// The consumer is paused because the pipelines push back.
     paused: AtomicBool,
-    /// Counts rebalances, so that records read before one are not handed on after it.
-    generation: AtomicU64,
     client_errors: LogLimiter,
     failures: LogLimiter,
 }
@@ -65,13 +63,12 @@ impl Shared {
             marking,
             metrics,
             paused: AtomicBool::new(false),
-            generation: AtomicU64::new(0),
             client_errors: LogLimiter::new(Duration::from_secs(5)),
             failures: LogLimiter::new(Duration::from_secs(1)),
         }
     }
 
-    fn tracker(&self) -> MutexGuard<'_, Tracker> {
+    pub(super) fn tracker(&self) -> MutexGuard<'_, Tracker> {
         // A panic while holding the lock cannot leave the offsets half-updated in a way
         // that matters more than stopping would; carry on with what is there.
         self.tracker.lock().unwrap_or_else(|e| e.into_inner())
@@ -130,14 +127,16 @@ impl ConsumerContext for Context {
             return;
         };
         let shared = &self.shared;
-        shared.generation.fetch_add(1, Ordering::AcqRel);
         // Lost partitions belong to someone else already: committing would move their
         // offsets under the new owner.
         let lost = consumer.assignment_lost();
         let mut commit = TopicPartitionList::new();
+        let mut hold = TopicPartitionList::new();
         {
             let mut tracker = shared.tracker();
-            shared.advance(&mut tracker);
+            for (topic, partition) in shared.advance(&mut tracker) {
+                hold.add_partition(&topic, partition);
+            }
             for e in revoked.elements() {
                 if let Some(next) = tracker.revoke(e.topic(), e.partition()) {
                     if !lost {
@@ -152,8 +151,12 @@ impl ConsumerContext for Context {
             }
         }
         info!(receiver = %shared.id, partitions = revoked.count(), lost, "Partitions revoked");
+        if hold.count() > 0 {
+            // Partitions that stay assigned (cooperative rebalancing) stop at their failure.
+            let _ = consumer.pause(&hold);
+        }
         if commit.count() > 0 {
-            if let Err(err) = consumer.commit(&commit, CommitMode::Sync) {
+            if let Err(err) = blocking(|| consumer.commit(&commit, CommitMode::Sync)) {
                 warn!(receiver = %shared.id, error = %err, "Committing offsets of revoked partitions failed; their records will be read again");
             }
         }
@@ -164,7 +167,6 @@ impl ConsumerContext for Context {
             return;
         };
         let shared = &self.shared;
-        shared.generation.fetch_add(1, Ordering::AcqRel);
         {
             let mut tracker = shared.tracker();
             for e in assigned.elements() {
@@ -189,8 +191,16 @@ impl ConsumerContext for Context {
         }
     }
 
-    fn commit_callback(&self, result: KafkaResult<()>, _offsets: &TopicPartitionList) {
+    fn commit_callback(&self, result: KafkaResult<()>, offsets: &TopicPartitionList) {
         if let Err(err) = result {
+            // Sent again with the next commit.
+            let mut tracker = self.shared.tracker();
+            for e in offsets.elements() {
+                if let Offset::Offset(o) = e.offset() {
+                    tracker.uncommit(e.topic(), e.partition(), o);
+                }
+            }
+            drop(tracker);
             if let Some(folded) = self.shared.client_errors.check() {
                 warn!(receiver = %self.shared.id, error = %err, also = folded, "Committing offsets failed; records after the last commit may be read again");
             }
@@ -309,6 +319,10 @@ impl Routes {
         let index = match self.cache.get(topic) {
             Some(index) => *index,
             None => {
+                if self.cache.len() >= 10_000 {
+                    // Topics come and go under a `^` subscription.
+                    self.cache.clear();
+                }
                 let index = self.routes.iter().position(|(m, _)| m.matches(topic));
                 self.cache.insert(topic.to_string(), index);
                 index
@@ -364,10 +378,11 @@ impl Reader {
         let mut tick = tokio::time::interval(self.commit_every.min(Duration::from_millis(250)));
         tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         loop {
-            if let Some((generation, message)) = self.carried.pop_front() {
-                if generation == self.shared.generation.load(Ordering::Acquire) {
-                    self.handle(&consumer, &message).await;
-                }
+            if self.shutdown.is_cancelled() {
+                break;
+            }
+            if let Some((epoch, message)) = self.carried.pop_front() {
+                self.handle(&consumer, &message, Some(epoch)).await;
                 continue;
             }
             tokio::select! {
@@ -375,10 +390,7 @@ impl Reader {
                 () = self.shutdown.cancelled() => break,
                 _ = tick.tick() => self.commit_if_due(&consumer, false),
                 received = consumer.recv() => match received {
-                    Ok(message) => {
-                        let message = message.detach();
-                        self.handle(&consumer, &message).await;
-                    }
+                    Ok(message) => self.handle(&consumer, &message, None).await,
                     Err(err) => {
                         if let Some(folded) = self.shared.client_errors.check() {
                             warn!(receiver = %self.shared.id, error = %err, also = folded, "Reading from Kafka failed");
@@ -387,13 +399,18 @@ impl Reader {
                 },
             }
         }
+        // Records read but never handed on stay before the commit point.
+        for (epoch, message) in std::mem::take(&mut self.carried) {
+            self.track(&message, epoch, Outcome::Abandoned);
+        }
         self.drain(&consumer).await;
-        // Closing leaves the group; it runs the revoke callback, which commits what is left.
+        // Closing leaves the group; its revoke finds nothing left to commit.
         let _ = tokio::task::spawn_blocking(move || drop(consumer)).await;
         info!(receiver = %self.shared.id, "Kafka consumer closed");
     }
 
-    /// Shutdown: read nothing more, wait a bounded time for what is in flight, commit.
+    /// Shutdown: read nothing more, wait a bounded time for what is in flight, commit what
+    /// was delivered, and commit nothing after that.
     async fn drain(&mut self, consumer: &StreamConsumer<Context>) {
         self.pause(consumer);
         let deadline = Instant::now() + DRAIN;
@@ -410,34 +427,59 @@ impl Reader {
             warn!(receiver = %self.shared.id, records = left, "Records still in flight at shutdown are not committed and will be read again");
         }
         self.commit(consumer, CommitMode::Sync);
+        // Whatever the exporters report after this (data dropped at their shutdown) must
+        // not move a commit point.
+        self.shared.tracker().close();
     }
 
     /// Decodes one record and hands it on, waiting while the pipelines push back.
-    async fn handle(&mut self, consumer: &StreamConsumer<Context>, message: &OwnedMessage) {
+    /// `epoch`: the assignment it was read under, for a record carried over a pause.
+    async fn handle<M: Message>(
+        &mut self,
+        consumer: &StreamConsumer<Context>,
+        message: &M,
+        epoch: Option<u64>,
+    ) {
         let topic = message.topic();
         let partition = message.partition();
         let offset = message.offset();
-        {
+        let epoch = {
             let mut tracker = self.shared.tracker();
+            let current = tracker.epoch(topic, partition);
             match tracker.get_mut(topic, partition) {
-                // Revoked meanwhile, or holding at a failed record: read again later.
+                Some(p) if !p.held && (epoch.is_none() || epoch == current) => {
+                    p.metrics.current_offset.set(offset);
+                }
+                // Revoked or reassigned meanwhile, or holding at a failed record: whoever
+                // reads the partition next starts at its commit point, before this record.
+                _ => return,
+            }
+            match current {
+                Some(e) => e,
                 None => return,
-                Some(p) if p.held => return,
-                Some(p) => p.metrics.current_offset.set(offset),
             }
-        }
-        // Keep the bookkeeping bounded: wait for the oldest records to finish.
-        while self.shared.tracker().in_flight() >= MAX_IN_FLIGHT {
-            self.wait(consumer, tokio::time::sleep(Duration::from_millis(20)))
-                .await;
-            self.commit_if_due(consumer, true);
-            if self.shutdown.is_cancelled() {
-                return;
+        };
+        // Keep the bookkeeping bounded: wait, paused, for the oldest records to finish.
+        if self.shared.tracker().in_flight() >= MAX_IN_FLIGHT {
+            self.pause(consumer);
+            while self.shared.tracker().in_flight() >= MAX_IN_FLIGHT {
+                if self.shutdown.is_cancelled() {
+                    self.track(message, epoch, Outcome::Abandoned);
+                    return;
+                }
+                self.settle(consumer);
+                self.commit_if_due(consumer, false);
+                self.poll_once(consumer).await;
+                tokio::time::sleep(Duration::from_millis(20)).await;
             }
+            self.resume(consumer);
         }
         let header = |name: &str| -> Option<&[u8]> {
-            let headers = message.headers()?;
-            headers.iter().find(|h| h.key == name).and_then(|h| h.value)
+            message
+                .headers()?
+                .iter()
+                .find(|h| h.key == name)
+                .and_then(|h| h.value)
         };
         let index = self.routes.decoder(topic, header("otelcol.signal"));
         let Some(decoder) = index.and_then(|i| self.routes.get(i)) else {
@@ -448,7 +490,7 @@ impl Reader {
                 warn!(receiver = %self.shared.id, topic, partition, offset, also = folded,
                     "Record skipped: its otelcol.signal header names no signal this receiver reads");
             }
-            self.finish(topic, partition, offset, Outcome::Done(Ok(())));
+            self.track(message, epoch, Outcome::Skipped);
             return;
         };
         let signal = decoder.signal;
@@ -462,29 +504,32 @@ impl Reader {
                     warn!(receiver = %self.shared.id, topic, partition, offset, error = %err,
                         also = folded, "failed to unmarshal message; skipping it");
                 }
-                self.finish(topic, partition, offset, Outcome::Done(Ok(())));
+                self.track(message, epoch, Outcome::Skipped);
                 return;
             }
         };
-        if payload.is_empty() {
-            self.finish(topic, partition, offset, Outcome::Done(Ok(())));
-            return;
-        }
-        let Some(pipeline) = self.consumers.get(signal).cloned() else {
-            self.finish(topic, partition, offset, Outcome::Done(Ok(())));
-            return;
+        let pipeline = match self.consumers.get(signal) {
+            Some(pipeline) if !payload.is_empty() => pipeline.clone(),
+            _ => {
+                self.track(message, epoch, Outcome::Done(Ok(())));
+                return;
+            }
         };
         let items = payload.item_count();
         let (ack, rx) = Ack::new();
         let mut envelope = Envelope::new(payload).with_client(Some(Arc::new(client_info(message))));
         envelope.acks.push(ack);
-        if !self.finish(topic, partition, offset, Outcome::Pending(rx)) {
+        if !self.track(message, epoch, Outcome::Pending(rx)) {
             return;
         }
         let started = Instant::now();
         let mut delay = self.backoff.initial_interval.get();
         loop {
-            let result = self.wait(consumer, pipeline.consume(envelope.fork())).await;
+            let Some(result) = self.wait(consumer, pipeline.consume(envelope.fork())).await else {
+                // Stopping while the pipeline still holds it back: read again next time.
+                self.shared.tracker().abandon(topic, partition, offset);
+                break;
+            };
             let error = match result {
                 Ok(accepted) => {
                     let rejected = usize::try_from(accepted.rejected_items)
@@ -504,18 +549,24 @@ impl Reader {
                 envelope.fail(&error);
                 break;
             }
-            if self.shutdown.is_cancelled() {
-                // Not taken: the commit point stays before it, so it is read again.
-                self.shared.tracker().abandon(topic, partition, offset);
-                break;
-            }
             if let Some(folded) = self.refusals.check() {
                 info!(receiver = %self.shared.id, topic, partition, offset, error = %error.message,
                     also = folded, "The pipeline refused a record; retrying it with reading paused");
             }
             let pause = error.retry_after.unwrap_or(delay);
-            self.wait(consumer, tokio::time::sleep(pause)).await;
+            if self
+                .wait(consumer, tokio::time::sleep(pause))
+                .await
+                .is_none()
+            {
+                self.shared.tracker().abandon(topic, partition, offset);
+                break;
+            }
             delay = next_delay(delay, &self.backoff);
+            if self.shared.tracker().epoch(topic, partition) != Some(epoch) {
+                // Revoked meanwhile: the new owner reads it.
+                break;
+            }
         }
         drop(envelope);
         if self.shared.paused.load(Ordering::Acquire) && !self.shutdown.is_cancelled() {
@@ -523,37 +574,42 @@ impl Reader {
         }
     }
 
-    /// Records a record's outcome; false when its partition is no longer assigned.
-    fn finish(&self, topic: &str, partition: i32, offset: i64, outcome: Outcome) -> bool {
-        self.shared
-            .tracker()
-            .track(topic, partition, offset, outcome)
+    /// Records a record's outcome under the assignment it was read in; false when that
+    /// assignment is over (the record is read again by whoever reads the partition next).
+    fn track<M: Message>(&self, message: &M, epoch: u64, outcome: Outcome) -> bool {
+        self.shared.tracker().track(
+            message.topic(),
+            message.partition(),
+            epoch,
+            message.offset(),
+            outcome,
+        )
     }
 
     /// Awaits `work` while keeping the consumer alive: after [`PAUSE_AFTER`] the partitions
-    /// are paused, the client is polled, and acknowledged offsets are committed.
+    /// are paused, the client is polled, and delivered offsets are committed. `None` when
+    /// the receiver is stopping.
     async fn wait<T>(
         &mut self,
         consumer: &StreamConsumer<Context>,
         work: impl std::future::Future<Output = T>,
-    ) -> T {
+    ) -> Option<T> {
         tokio::pin!(work);
-        let mut paused_here = false;
+        let shutdown = self.shutdown.clone();
         let first = tokio::time::sleep(PAUSE_AFTER);
         tokio::pin!(first);
         tokio::select! {
-            out = &mut work => return out,
+            out = &mut work => return Some(out),
+            () = shutdown.cancelled() => return None,
             () = &mut first => {}
         }
+        self.pause(consumer);
         loop {
-            if !paused_here {
-                self.pause(consumer);
-                paused_here = true;
-            }
             self.poll_once(consumer).await;
             self.commit_if_due(consumer, false);
             tokio::select! {
-                out = &mut work => return out,
+                out = &mut work => return Some(out),
+                () = shutdown.cancelled() => return None,
                 () = tokio::time::sleep(POLL_WHILE_PAUSED) => {}
             }
         }
@@ -565,8 +621,13 @@ impl Reader {
         if let Ok(Ok(message)) =
             tokio::time::timeout(Duration::from_millis(1), consumer.recv()).await
         {
-            let generation = self.shared.generation.load(Ordering::Acquire);
-            self.carried.push_back((generation, message.detach()));
+            let epoch = self
+                .shared
+                .tracker()
+                .epoch(message.topic(), message.partition());
+            if let Some(epoch) = epoch {
+                self.carried.push_back((epoch, message.detach()));
+            }
         }
     }
 
@@ -618,13 +679,11 @@ impl Reader {
         }
     }
 
-    /// Commits every commit point that moved, and pauses partitions that must hold.
-    fn commit(&mut self, consumer: &StreamConsumer<Context>, mode: CommitMode) {
-        self.last_commit = Instant::now();
-        let (hold, points) = {
+    /// Moves the commit points over finished records and pauses partitions that must hold.
+    fn settle(&self, consumer: &StreamConsumer<Context>) {
+        let hold = {
             let mut tracker = self.shared.tracker();
-            let hold = self.shared.advance(&mut tracker);
-            (hold, tracker.to_commit())
+            self.shared.advance(&mut tracker)
         };
         if !hold.is_empty() {
             let mut list = TopicPartitionList::new();
@@ -633,6 +692,13 @@ impl Reader {
             }
             let _ = consumer.pause(&list);
         }
+    }
+
+    /// Commits every commit point that moved.
+    fn commit(&mut self, consumer: &StreamConsumer<Context>, mode: CommitMode) {
+        self.last_commit = Instant::now();
+        self.settle(consumer);
+        let points = self.shared.tracker().to_commit();
         if points.is_empty() {
             return;
         }
@@ -640,11 +706,31 @@ impl Reader {
         for (topic, partition, next) in &points {
             let _ = list.add_partition_offset(topic, *partition, Offset::Offset(*next));
         }
-        if let Err(err) = consumer.commit(&list, mode) {
+        let result = match mode {
+            CommitMode::Sync => blocking(|| consumer.commit(&list, mode)),
+            CommitMode::Async => consumer.commit(&list, mode),
+        };
+        if let Err(err) = result {
+            let mut tracker = self.shared.tracker();
+            for (topic, partition, next) in &points {
+                tracker.uncommit(topic, *partition, *next);
+            }
+            drop(tracker);
             if let Some(folded) = self.shared.client_errors.check() {
                 warn!(receiver = %self.shared.id, error = %err, also = folded, "Committing offsets failed; records after the last commit may be read again");
             }
         }
+    }
+}
+
+/// Runs a call that may block on the network (a synchronous commit) without stalling the
+/// other tasks of the runtime's thread.
+fn blocking<T>(call: impl FnOnce() -> T) -> T {
+    match tokio::runtime::Handle::try_current() {
+        Ok(handle) if handle.runtime_flavor() == tokio::runtime::RuntimeFlavor::MultiThread => {
+            tokio::task::block_in_place(call)
+        }
+        _ => call(),
     }
 }
 
@@ -659,7 +745,7 @@ fn next_delay(delay: Duration, backoff: &RetrySettings) -> Duration {
 
 /// The record as client metadata, as upstream attaches it: `kafka.topic`,
 /// `kafka.partition`, `kafka.offset`, and every header (a key may repeat).
-fn client_info(message: &OwnedMessage) -> ClientInfo {
+fn client_info(message: &impl Message) -> ClientInfo {
     let mut metadata = vec![
         ("kafka.topic".to_string(), message.topic().to_string()),
         (

@@ -14,8 +14,11 @@ use ferrotel_pipeline::telemetry::KafkaPartitionMetrics;
 pub enum Outcome {
     Done(Result<(), ConsumeError>),
     Pending(oneshot::Receiver<Result<(), ConsumeError>>),
-    /// Never taken (the receiver stopped first): the commit point stays before it.
+    /// Read but not handed on, and not to be skipped (the receiver stopped first): the
+    /// commit point stays before it.
     Abandoned,
+    /// Never to be delivered (it does not decode): counted as failed, always passed over.
+    Skipped,
 }
 
 /// What `message_marking` says about a record whose delivery failed.
@@ -55,14 +58,17 @@ pub struct Failed {
 pub struct Partition {
     pub topic: String,
     pub partition: i32,
+    /// Which assignment of the partition this is: a record read under an earlier one is
+    /// read again from the commit point, never tracked.
+    pub epoch: u64,
     pub metrics: KafkaPartitionMetrics,
     in_flight: VecDeque<(i64, Outcome)>,
     /// The offset to commit: one past the last finished record.
     next: Option<i64>,
     /// What was last sent to the broker.
     committed: Option<i64>,
-    /// A failed record that may not be skipped: nothing after it is read or committed
-    /// until the partition is assigned again.
+    /// A failed record that may not be skipped: nothing after it is handed on or committed
+    /// until the partition is assigned again (its records in flight are forgotten).
     pub held: bool,
 }
 
@@ -71,15 +77,18 @@ pub struct Partition {
 pub struct Tracker {
     partitions: Vec<Partition>,
     in_flight: usize,
+    epochs: u64,
 }
 
 impl Tracker {
     /// Starts tracking a newly assigned partition (or starts it afresh).
     pub fn assign(&mut self, topic: &str, partition: i32, metrics: KafkaPartitionMetrics) {
         self.revoke(topic, partition);
+        self.epochs += 1;
         self.partitions.push(Partition {
             topic: topic.to_string(),
             partition,
+            epoch: self.epochs,
             metrics,
             in_flight: VecDeque::new(),
             next: None,
@@ -103,6 +112,28 @@ impl Tracker {
             .position(|p| p.partition == partition && p.topic == topic)
     }
 
+    /// Forgets every partition, so that nothing more is committed (after the last commit
+    /// at shutdown, before the client's close revokes them).
+    pub fn close(&mut self) {
+        self.partitions.clear();
+        self.in_flight = 0;
+    }
+
+    /// The current assignment epoch of a partition, if assigned.
+    pub fn epoch(&self, topic: &str, partition: i32) -> Option<u64> {
+        self.index(topic, partition)
+            .map(|i| self.partitions[i].epoch)
+    }
+
+    /// A commit that failed: send the partition's commit point again next time.
+    pub fn uncommit(&mut self, topic: &str, partition: i32, offset: i64) {
+        if let Some(p) = self.get_mut(topic, partition) {
+            if p.committed == Some(offset) {
+                p.committed = None;
+            }
+        }
+    }
+
     pub fn get_mut(&mut self, topic: &str, partition: i32) -> Option<&mut Partition> {
         let i = self.index(topic, partition)?;
         self.partitions.get_mut(i)
@@ -113,12 +144,24 @@ impl Tracker {
         self.in_flight
     }
 
-    /// Adds a record of a tracked partition (records arrive in offset order).
-    pub fn track(&mut self, topic: &str, partition: i32, offset: i64, outcome: Outcome) -> bool {
+    /// Adds a record read under assignment `epoch` (records come in offset order); false
+    /// when the partition was revoked or reassigned since, or holds.
+    pub fn track(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        epoch: u64,
+        offset: i64,
+        outcome: Outcome,
+    ) -> bool {
         let Some(i) = self.index(topic, partition) else {
             return false;
         };
-        self.partitions[i].in_flight.push_back((offset, outcome));
+        let p = &mut self.partitions[i];
+        if p.epoch != epoch || p.held {
+            return false;
+        }
+        p.in_flight.push_back((offset, outcome));
         self.in_flight += 1;
         true
     }
@@ -146,6 +189,13 @@ impl Tracker {
                     Outcome::Abandoned => {
                         p.held = true;
                         break;
+                    }
+                    Outcome::Skipped => {
+                        p.metrics.records_failure.inc();
+                        p.in_flight.pop_front();
+                        self.in_flight -= 1;
+                        p.next = Some(offset.saturating_add(1));
+                        continue;
                     }
                     Outcome::Done(result) => std::mem::replace(result, Ok(())),
                     Outcome::Pending(rx) => match rx.try_recv() {
@@ -175,7 +225,12 @@ impl Tracker {
                 }
                 p.in_flight.pop_front();
                 self.in_flight -= 1;
-                p.next = Some(offset + 1);
+                p.next = Some(offset.saturating_add(1));
+            }
+            if p.held {
+                // What follows is read again once the partition is assigned anew.
+                self.in_flight -= p.in_flight.len();
+                p.in_flight.clear();
             }
         }
         failed
@@ -234,9 +289,9 @@ mod tests {
         let mut t = tracker();
         let (tx0, rx0) = oneshot::channel();
         let (tx1, rx1) = oneshot::channel();
-        t.track("t", 0, 10, Outcome::Pending(rx0));
-        t.track("t", 0, 11, Outcome::Pending(rx1));
-        t.track("t", 0, 12, Outcome::Done(Ok(())));
+        t.track("t", 0, 1, 10, Outcome::Pending(rx0));
+        t.track("t", 0, 1, 11, Outcome::Pending(rx1));
+        t.track("t", 0, 1, 12, Outcome::Done(Ok(())));
         tx1.send(Ok(())).unwrap();
         assert!(t.advance(AFTER).is_empty());
         assert!(t.to_commit().is_empty(), "10 is not finished");
@@ -251,14 +306,15 @@ mod tests {
     fn a_failure_holds_the_partition_only_when_marking_after() {
         for (marking, held) in [(AFTER, true), (BEFORE, false)] {
             let mut t = tracker();
-            t.track("t", 0, 5, Outcome::Done(Ok(())));
+            t.track("t", 0, 1, 5, Outcome::Done(Ok(())));
             t.track(
                 "t",
                 0,
+                1,
                 6,
                 Outcome::Done(Err(ConsumeError::permanent("exporter gave up"))),
             );
-            t.track("t", 0, 7, Outcome::Done(Ok(())));
+            t.track("t", 0, 1, 7, Outcome::Done(Ok(())));
             let failed = t.advance(marking);
             assert_eq!(failed.len(), 1);
             assert_eq!(failed[0].offset, 6);
@@ -284,32 +340,76 @@ mod tests {
     fn revoking_forgets_in_flight_records_and_returns_the_commit_point() {
         let mut t = tracker();
         let (_tx, rx) = oneshot::channel();
-        t.track("t", 0, 1, Outcome::Done(Ok(())));
-        t.track("t", 0, 2, Outcome::Pending(rx));
+        t.track("t", 0, 1, 1, Outcome::Done(Ok(())));
+        t.track("t", 0, 1, 2, Outcome::Pending(rx));
         t.advance(AFTER);
         assert_eq!(t.in_flight(), 1);
         assert_eq!(t.revoke("t", 0), Some(2));
         assert_eq!(t.in_flight(), 0);
-        assert!(!t.track("t", 0, 3, Outcome::Done(Ok(()))), "not assigned");
+        assert!(
+            !t.track("t", 0, 1, 3, Outcome::Done(Ok(()))),
+            "not assigned"
+        );
     }
 
     #[test]
     fn an_abandoned_record_is_never_committed_past() {
         let mut t = tracker();
         let (_tx, rx) = oneshot::channel();
-        t.track("t", 0, 1, Outcome::Done(Ok(())));
-        t.track("t", 0, 2, Outcome::Pending(rx));
-        t.track("t", 0, 3, Outcome::Done(Ok(())));
+        t.track("t", 0, 1, 1, Outcome::Done(Ok(())));
+        t.track("t", 0, 1, 2, Outcome::Pending(rx));
+        t.track("t", 0, 1, 3, Outcome::Done(Ok(())));
         t.abandon("t", 0, 2);
         assert!(t.advance(BEFORE).is_empty());
         assert_eq!(t.to_commit(), [("t".to_string(), 0, 2)]);
     }
 
     #[test]
+    fn records_of_an_earlier_assignment_are_not_tracked() {
+        let mut t = tracker();
+        let telemetry = Telemetry::for_tests();
+        t.assign("t", 0, telemetry.kafka_receiver("kafka").partition("t", 0));
+        assert_eq!(t.epoch("t", 0), Some(2));
+        assert!(!t.track("t", 0, 1, 7, Outcome::Done(Ok(()))));
+        assert!(t.track("t", 0, 2, 7, Outcome::Done(Ok(()))));
+    }
+
+    #[test]
+    fn a_held_partition_forgets_its_records_in_flight() {
+        let mut t = tracker();
+        let (_tx, rx) = oneshot::channel();
+        t.track("t", 0, 1, 1, Outcome::Abandoned);
+        t.track("t", 0, 1, 2, Outcome::Pending(rx));
+        t.advance(BEFORE);
+        assert!(t.is_idle());
+        assert!(!t.track("t", 0, 1, 3, Outcome::Done(Ok(()))), "holds");
+        assert!(t.to_commit().is_empty());
+    }
+
+    #[test]
+    fn undecodable_records_are_passed_over_even_when_marking_after() {
+        let mut t = tracker();
+        t.track("t", 0, 1, 4, Outcome::Skipped);
+        t.track("t", 0, 1, 5, Outcome::Done(Ok(())));
+        assert!(t.advance(AFTER).is_empty());
+        assert_eq!(t.to_commit(), [("t".to_string(), 0, 6)]);
+    }
+
+    #[test]
+    fn a_failed_commit_is_sent_again() {
+        let mut t = tracker();
+        t.track("t", 0, 1, 4, Outcome::Done(Ok(())));
+        t.advance(AFTER);
+        assert_eq!(t.to_commit(), [("t".to_string(), 0, 5)]);
+        t.uncommit("t", 0, 5);
+        assert_eq!(t.to_commit(), [("t".to_string(), 0, 5)]);
+    }
+
+    #[test]
     fn a_dropped_acknowledgement_counts_as_delivered() {
         let mut t = tracker();
         let (tx, rx) = oneshot::channel::<Result<(), ConsumeError>>();
-        t.track("t", 0, 1, Outcome::Pending(rx));
+        t.track("t", 0, 1, 1, Outcome::Pending(rx));
         drop(tx);
         t.advance(AFTER);
         assert_eq!(t.to_commit(), [("t".to_string(), 0, 2)]);

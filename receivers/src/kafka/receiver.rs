@@ -69,6 +69,7 @@ impl ReceiverFactory for KafkaReceiverFactory {
             telemetry: settings.telemetry,
             shutdown: CancellationToken::new(),
             task: Mutex::new(None),
+            shared: Mutex::new(None),
         }))
     }
 }
@@ -81,6 +82,7 @@ struct KafkaReceiver {
     telemetry: Arc<Telemetry>,
     shutdown: CancellationToken,
     task: Mutex<Option<JoinHandle<()>>>,
+    shared: Mutex<Option<Arc<Shared>>>,
 }
 
 impl KafkaReceiver {
@@ -92,6 +94,10 @@ impl KafkaReceiver {
             rd.set(key, value);
         }
         let ms = |d: &GoDuration| d.get().as_millis().max(1).to_string();
+        // librdkafka's upper bounds (fetch.max.bytes; queued.max.messages.kbytes is at most
+        // 2097151 KiB, which four of these stay under).
+        const FETCH_MAX: i64 = 512 * 1024 * 1024;
+        let fetch_max = c.max_fetch_size.clamp(1000, FETCH_MAX);
         rd.set("group.id", &c.group_id)
             // Offsets are committed by the receiver, once the pipelines are done.
             .set("enable.auto.commit", "false")
@@ -104,15 +110,20 @@ impl KafkaReceiver {
             // What is fetched ahead waits in memory: keep it to a few fetches.
             .set(
                 "queued.max.messages.kbytes",
-                (c.max_fetch_size.max(1 << 20) * 4 / 1024).to_string(),
+                (fetch_max.max(1 << 20) / 1024 * 4).to_string(),
             );
         if c.max_fetch_size > 0 {
-            rd.set("fetch.max.bytes", c.max_fetch_size.to_string());
+            rd.set("fetch.max.bytes", fetch_max.to_string());
+            // librdkafka wants a fetch to hold at least its largest protocol message.
+            rd.set(
+                "message.max.bytes",
+                fetch_max.clamp(1000, 1_000_000).to_string(),
+            );
         }
         if c.max_partition_fetch_size > 0 {
             rd.set(
                 "max.partition.fetch.bytes",
-                c.max_partition_fetch_size.to_string(),
+                c.max_partition_fetch_size.clamp(1, FETCH_MAX).to_string(),
             );
         }
         let strategies = self.config.rebalance_strategies()?;
@@ -163,6 +174,9 @@ impl KafkaReceiver {
             .map_err(|e| fail(format!("cannot subscribe to {topics:?}: {e}")))?;
         info!(receiver = %self.id, topics = ?topics, group_id = %c.group_id,
             brokers = %self.config.client.brokers.join(","), "Starting Kafka consumer");
+        if let Ok(mut slot) = self.shared.lock() {
+            *slot = Some(shared.clone());
+        }
         let commit_every = if c.autocommit.enable {
             c.autocommit.interval.get().max(Duration::from_millis(10))
         } else {
@@ -208,13 +222,20 @@ impl Component for KafkaReceiver {
     async fn shutdown(&self) -> Result<(), ComponentError> {
         self.shutdown.cancel();
         let task = self.task.lock().ok().and_then(|mut t| t.take());
-        if let Some(task) = task {
+        if let Some(mut task) = task {
             // Draining waits up to 10 s for deliveries; closing leaves the group.
-            if tokio::time::timeout(Duration::from_secs(20), task)
+            if tokio::time::timeout(Duration::from_secs(20), &mut task)
                 .await
                 .is_err()
             {
-                warn!(receiver = %self.id, "The Kafka consumer did not stop in time");
+                warn!(receiver = %self.id, "The Kafka consumer did not stop in time; records after its last commit will be read again");
+                // Nothing may be committed from here on: what the exporters drop at their
+                // own shutdown must be read again.
+                let shared = self.shared.lock().ok().and_then(|s| s.clone());
+                if let Some(shared) = shared {
+                    shared.tracker().close();
+                }
+                task.abort();
             }
         }
         Ok(())
