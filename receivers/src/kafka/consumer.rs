@@ -115,6 +115,11 @@ impl ClientContext for Context {
     }
 
     fn error(&self, error: KafkaError, reason: &str) {
+        if error.rdkafka_error_code() == Some(rdkafka::types::RDKafkaErrorCode::Fatal) {
+            // The client cannot go on (e.g. another member took its group_instance_id).
+            error!(receiver = %self.shared.id, error = %error, "Kafka client failed for good and reads nothing more until the agent restarts: {reason}");
+            return;
+        }
         if let Some(folded) = self.shared.client_errors.check() {
             warn!(receiver = %self.shared.id, error = %error, also = folded, "Kafka client: {reason}");
         }
