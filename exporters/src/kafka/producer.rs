@@ -188,11 +188,12 @@ impl KafkaSender {
         let parts = if by_trace {
             split::by_trace_id(payload.into_owned())
         } else {
-            // `topic_from_attribute` alone also cuts per resource; the key is kept for spans.
-            let keyed = keyed_by_resource || signal == Signal::Traces;
+            // `topic_from_attribute` alone also cuts per resource, so that each resource
+            // reaches its own topic, but keys records only when a partitioning option asks,
+            // as upstream does.
             split::by_resource(payload.into_owned())
                 .into_iter()
-                .map(|(k, part)| (k.filter(|_| keyed), part))
+                .map(|(k, part)| (k.filter(|_| keyed_by_resource), part))
                 .collect()
         };
         parts
