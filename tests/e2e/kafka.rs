@@ -629,12 +629,17 @@ fn two_consumers_split_the_partitions_and_one_takes_over() {
         "--rate",
         "80",
     ]);
-    let mut a = Agent::start(|ports: &Ports, _: &Path| {
-        consumer_config(ports, &address, "shared", &group, port_a)
-    });
-    let b = Agent::start(|ports: &Ports, _: &Path| {
-        consumer_config(ports, &address, "shared", &group, port_b)
-    });
+    // The strategy docs/scaling.md recommends for gateways: partitions move one by one.
+    let config = |ports: &Ports, port: u16| {
+        let c = consumer_config(ports, &address, "shared", &group, port).replace(
+            "    initial_offset: earliest\n",
+            "    initial_offset: earliest\n    group_rebalance_strategies: [cooperative-sticky]\n",
+        );
+        assert!(c.contains("cooperative-sticky"));
+        c
+    };
+    let mut a = Agent::start(|ports: &Ports, _: &Path| config(ports, port_a));
+    let b = Agent::start(|ports: &Ports, _: &Path| config(ports, port_b));
     // Both members get partitions and deliver.
     sink.wait_until(
         "both consumers deliver",
