@@ -20,6 +20,10 @@ use crate::compress::Compression;
 use crate::load::Protocol;
 use crate::payload::Signal;
 
+// The Kafka scenarios, in `src/` beside this file.
+#[path = "compare_kafka.rs"]
+mod kafka_tier;
+
 #[derive(clap::Args, Clone, Debug)]
 pub struct CompareArgs {
     /// The ferrotel binary.
@@ -83,6 +87,17 @@ pub struct CompareArgs {
     /// Also write every measurement as JSON here.
     #[arg(long)]
     pub json: Option<PathBuf>,
+    /// kafka-in: records of 512 spans written to the topic before the agent reads it
+    /// (default 1000 with sqlite storage, 6000 with memory storage).
+    #[arg(long)]
+    pub kafka_records: Option<u64>,
+    /// The tansu broker for the Kafka scenarios (default: $FERROTEL_TANSU, else
+    /// $FERROTEL_CACHE/tansu/bin/tansu, FERROTEL_CACHE defaulting to $HOME/.cache/ferrotel).
+    #[arg(long)]
+    pub tansu: Option<PathBuf>,
+    /// The broker's storage: `sqlite` (a file, as the Kafka tests run it) or `memory`.
+    #[arg(long, value_enum, default_value_t = kafka_tier::Storage::Sqlite)]
+    pub tansu_storage: kafka_tier::Storage,
 }
 
 const ITEMS_PER_REQUEST: usize = 512;
@@ -318,7 +333,7 @@ fn port_open(port: u16) -> bool {
     .is_ok()
 }
 
-fn proc_status_kib(pid: u32, key: &str) -> Option<u64> {
+pub(crate) fn proc_status_kib(pid: u32, key: &str) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/status")).ok()?;
     text.lines()
         .find_map(|l| l.strip_prefix(key))?
@@ -329,14 +344,14 @@ fn proc_status_kib(pid: u32, key: &str) -> Option<u64> {
 }
 
 /// utime + stime of a process (all its threads), in clock ticks.
-fn cpu_ticks(pid: u32) -> Option<u64> {
+pub(crate) fn cpu_ticks(pid: u32) -> Option<u64> {
     let text = std::fs::read_to_string(format!("/proc/{pid}/stat")).ok()?;
     let rest = &text[text.rfind(')')? + 1..];
     let f: Vec<&str> = rest.split_whitespace().collect();
     Some(f.get(11)?.parse::<u64>().ok()? + f.get(12)?.parse::<u64>().ok()?)
 }
 
-fn clock_ticks_per_s() -> f64 {
+pub(crate) fn clock_ticks_per_s() -> f64 {
     Command::new("getconf")
         .arg("CLK_TCK")
         .output()
@@ -516,13 +531,9 @@ exporters:
         )
     }
 
-    fn rotel_args(&self, sc: &Scenario, grpc: u16, http: u16, sink: u16, id: usize) -> Vec<String> {
+    /// rotel's exporter and batch flags for an OTLP scenario.
+    fn rotel_args(&self, sc: &Scenario, sink: u16) -> Vec<String> {
         [
-            "start",
-            "--otlp-grpc-endpoint",
-            &format!("127.0.0.1:{grpc}"),
-            "--otlp-http-endpoint",
-            &format!("127.0.0.1:{http}"),
             "--exporter",
             "otlp",
             "--otlp-exporter-endpoint",
@@ -535,22 +546,38 @@ exporters:
             "8192",
             "--batch-timeout",
             "200ms",
-            "--pid-file",
-            &self
-                .work
-                .join(format!("rotel-{id}.pid"))
-                .display()
-                .to_string(),
-            "--log-file",
-            &self
-                .work
-                .join(format!("rotel-{id}.log"))
-                .display()
-                .to_string(),
         ]
         .iter()
         .map(|s| s.to_string())
         .collect()
+    }
+
+    /// `rotel-agent start` with its receivers on these ports, then `extra`.
+    fn rotel_command(&self, grpc: u16, http: u16, id: usize, extra: &[String]) -> Vec<String> {
+        let mut args: Vec<String> = [
+            "start",
+            "--otlp-grpc-endpoint",
+            &format!("127.0.0.1:{grpc}"),
+            "--otlp-http-endpoint",
+            &format!("127.0.0.1:{http}"),
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        args.extend(extra.iter().cloned());
+        args.extend([
+            "--pid-file".to_string(),
+            self.work
+                .join(format!("rotel-{id}.pid"))
+                .display()
+                .to_string(),
+            "--log-file".to_string(),
+            self.work
+                .join(format!("rotel-{id}.log"))
+                .display()
+                .to_string(),
+        ]);
+        args
     }
 
     fn start_agent(
@@ -559,7 +586,26 @@ exporters:
         sc: &Scenario,
         sink: u16,
     ) -> anyhow::Result<(Proc, u16, u16)> {
+        let rotel = self.rotel_args(sc, sink);
         let id = self.next_id();
+        self.start_agent_with(
+            id,
+            kind,
+            &|grpc, http| self.ferrotel_config(sc, grpc, http, sink),
+            &rotel,
+        )
+    }
+
+    /// Starts an agent whose OTLP receivers listen on two free ports: ferrotel with the
+    /// config `ferrotel(grpc, http)` makes, rotel-agent with `rotel_extra` after its
+    /// receiver flags. Returns it once both ports answer. `id` names its files.
+    fn start_agent_with(
+        &self,
+        id: usize,
+        kind: Kind,
+        ferrotel: &dyn Fn(u16, u16) -> String,
+        rotel_extra: &[String],
+    ) -> anyhow::Result<(Proc, u16, u16)> {
         let mut last = String::new();
         for _ in 0..3 {
             let ports = free_ports(2)?;
@@ -568,7 +614,7 @@ exporters:
             let mut p = match kind {
                 Kind::Ferrotel => {
                     let cfg = self.work.join(format!("ferrotel-{id}.yaml"));
-                    std::fs::write(&cfg, self.ferrotel_config(sc, grpc, http, sink))?;
+                    std::fs::write(&cfg, ferrotel(grpc, http))?;
                     let args = vec!["--config".to_string(), cfg.display().to_string()];
                     self.spawn(
                         &self.args.agent_cpus,
@@ -582,7 +628,7 @@ exporters:
                     let Some(bin) = self.args.rotel.clone() else {
                         bail!("no rotel binary")
                     };
-                    let args = self.rotel_args(sc, grpc, http, sink, id);
+                    let args = self.rotel_command(grpc, http, id, rotel_extra);
                     self.spawn(&self.args.agent_cpus, &bin, &args, &log, "rotel")?
                 }
             };
@@ -990,12 +1036,22 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         for sc in SCENARIOS {
             println!("{:<18} {}", sc.key, sc.describe());
         }
+        for (key, what) in kafka_tier::KEYS {
+            println!("{key:<18} {what} (not in the full run: select it with --scenarios)");
+        }
         return Ok(());
     }
     let started = Instant::now();
+    let mut kafka: Vec<&str> = Vec::new();
     let selected: Vec<Scenario> = if !args.scenarios.is_empty() {
         let mut v = Vec::new();
         for key in &args.scenarios {
+            if let Some((k, _)) = kafka_tier::KEYS.iter().find(|(k, _)| k == key) {
+                if !kafka.contains(k) {
+                    kafka.push(k);
+                }
+                continue;
+            }
             match SCENARIOS.iter().find(|s| s.key == key) {
                 Some(s) => v.push(*s),
                 None => bail!("unknown scenario {key:?} (see --list)"),
@@ -1012,6 +1068,12 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         SCENARIOS.to_vec()
     };
     let reps = args.reps.unwrap_or(if args.quick { 1 } else { 3 }).max(1);
+    // Before any run: the Kafka scenarios cannot run without the broker.
+    let tansu = if kafka.is_empty() {
+        None
+    } else {
+        Some(kafka_tier::tansu_binary(args.tansu.as_deref())?)
+    };
     let mut kinds = vec![Kind::Ferrotel];
     if args.rotel.is_some() {
         kinds.push(Kind::Rotel);
@@ -1050,10 +1112,16 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             r.display()
         );
     }
+    if let Some(t) = &tansu {
+        let _ = writeln!(header, "broker: {}", version_of(t, "--version"));
+    }
     let _ = writeln!(
         header,
-        "agent on cpu {}, load generator and sink on cpu {}; {reps} repetition(s), medians; {} items per request",
-        args.agent_cpus, args.load_cpus, ITEMS_PER_REQUEST
+        "agent on cpu {}, load generator and sink{} on cpu {}; {reps} repetition(s), medians; {} items per request",
+        args.agent_cpus,
+        if tansu.is_some() { " (and the Kafka broker)" } else { "" },
+        args.load_cpus,
+        ITEMS_PER_REQUEST
     );
     print!("{header}");
     use std::io::Write as _;
@@ -1188,14 +1256,30 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         results.push((*sc, rows));
     }
 
+    let (kafka_rows, kafka_notes) = if kafka.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        kafka_tier::run(&mut h, &kafka, &kinds, reps)
+    };
+
     let elapsed = started.elapsed().as_secs_f64();
-    println!();
-    print!("{}", table(&results));
-    println!();
-    for n in &notes {
-        println!("- {n}");
+    if !results.is_empty() {
+        println!();
+        print!("{}", table(&results));
+        println!();
+        for n in &notes {
+            println!("- {n}");
+        }
     }
-    let errors: Vec<String> = results
+    if !kafka_rows.is_empty() {
+        println!();
+        print!("{}", kafka_tier::table(&kafka_rows));
+        println!();
+        for n in &kafka_notes {
+            println!("- {n}");
+        }
+    }
+    let mut errors: Vec<String> = results
         .iter()
         .flat_map(|(_, rows)| {
             rows.iter().flat_map(|r| {
@@ -1209,12 +1293,20 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             })
         })
         .collect();
+    errors.extend(kafka_tier::errors(&kafka_rows));
     for e in &errors {
         println!("- error: {}", e.lines().next().unwrap_or(""));
     }
     println!("- harness time {elapsed:.0} s");
     if let Some(path) = &args.json {
-        let all: Vec<&Row> = results.iter().flat_map(|(_, r)| r.iter()).collect();
+        let mut all: Vec<serde_json::Value> = results
+            .iter()
+            .flat_map(|(_, r)| r.iter())
+            .map(serde_json::to_value)
+            .collect::<Result<_, _>>()?;
+        for r in &kafka_rows {
+            all.push(serde_json::to_value(r)?);
+        }
         std::fs::write(path, serde_json::to_string_pretty(&all)?)?;
     }
     if let Some(dir) = tmp {
@@ -1225,7 +1317,8 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         .flat_map(|(_, rows)| rows.iter())
         .flat_map(|r| r.all())
         .map(|m| m.lost + m.duplicates)
-        .sum();
+        .sum::<u64>()
+        + kafka_tier::lost(&kafka_rows);
     if lost > 0 {
         println!(
             "- WARNING: some runs lost or duplicated acknowledged items (see the lost/dup columns)"

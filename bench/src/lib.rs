@@ -5,6 +5,7 @@
 pub mod compare;
 pub mod compress;
 pub mod json;
+pub mod kafka;
 pub mod load;
 pub mod payload;
 pub mod ranges;

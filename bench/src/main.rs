@@ -7,7 +7,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use ferrotel_bench::{check, compare, load, sink};
+use ferrotel_bench::{check, compare, kafka, load, sink};
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +38,11 @@ enum Command {
     },
     /// Run the side-by-side benchmark (see bench/run) and print one table.
     Compare(compare::CompareArgs),
+    /// Write trace requests to a Kafka topic, one per record; print a JSON summary.
+    KafkaProduce(kafka::ProduceArgs),
+    /// Read a Kafka topic with a fresh consumer group; count records (and spans); print a
+    /// JSON summary.
+    KafkaConsume(kafka::ConsumeArgs),
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -65,6 +70,14 @@ fn main() -> anyhow::Result<()> {
             Ok(())
         }
         Command::Compare(args) => compare::run(args),
+        Command::KafkaProduce(args) => {
+            println!("{}", kafka::produce(&args)?);
+            Ok(())
+        }
+        Command::KafkaConsume(args) => {
+            println!("{}", kafka::consume(&args)?);
+            Ok(())
+        }
     }
 }
 
