@@ -174,3 +174,41 @@ async fn a_stopped_broker_is_retried_until_it_is_back() {
     assert_eq!(decoded.resource_spans[0].scope_spans[0].spans.len(), 4);
     exporter.stop().await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_encoded_batch_goes_out_as_it_came() {
+    use ferrotel_pipeline::pdata::{Encoded, Payload, Signal};
+    let broker = Broker::start();
+    broker.create_topics(&["otlp_spans"]);
+    let address = broker.address();
+    let exporter = common::start(&KafkaExporterFactory, "kafka", &config(&address, "")).await;
+    // Fields out of the usual order (scope spans before the resource): valid protobuf that
+    // a decode and encode would reorder, so equal bytes mean the batch was not re-encoded.
+    let Payload::Traces(traces) = common::traces(5) else {
+        panic!("traces expected")
+    };
+    let rs = &traces.0.resource_spans[0];
+    let mut inner = Vec::new();
+    for ss in &rs.scope_spans {
+        prost::encoding::message::encode(2, ss, &mut inner);
+    }
+    if let Some(resource) = &rs.resource {
+        prost::encoding::message::encode(1, resource, &mut inner);
+    }
+    let mut bytes = Vec::new();
+    prost::encoding::encode_key(1, prost::encoding::WireType::LengthDelimited, &mut bytes);
+    prost::encoding::encode_varint(inner.len() as u64, &mut bytes);
+    bytes.extend(inner);
+    let reencoded = ExportTraceServiceRequest::decode(&bytes[..])
+        .unwrap()
+        .encode_to_vec();
+    assert_ne!(reencoded, bytes);
+    let encoded = Encoded::parse(Signal::Traces, bytes.clone().into()).unwrap();
+    exporter.consume(Payload::Encoded(encoded)).await.unwrap();
+    let records = read(&address, "otlp_spans", 1).await;
+    assert_eq!(
+        records[0].1, bytes,
+        "the record holds the batch's own bytes"
+    );
+    exporter.stop().await;
+}

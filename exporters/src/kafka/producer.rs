@@ -169,6 +169,18 @@ impl KafkaSender {
         Ok(rd)
     }
 
+    /// Whether batches of `signal` go out whole, one record each (no partitioning option and
+    /// no `topic_from_attribute`).
+    fn whole_batches(&self, signal: Signal) -> bool {
+        let p = &self.config.producer_side;
+        let partitioned = match signal {
+            Signal::Traces => p.partition_traces_by_id,
+            Signal::Metrics => p.partition_metrics_by_resource_attributes,
+            Signal::Logs => p.partition_logs_by_trace_id || p.partition_logs_by_resource_attributes,
+        };
+        !partitioned && p.topic_from_attribute.is_empty()
+    }
+
     /// The partitioned parts of a decoded batch, each with its key; a batch that is not
     /// partitioned stays where it is.
     fn parts<'a>(&self, payload: Cow<'a, Payload>) -> Vec<split::Keyed<Cow<'a, Payload>>> {
@@ -306,10 +318,28 @@ impl Sender for KafkaSender {
             .config
             .destination(signal)
             .map_err(ExportError::permanent)?;
+        let max = self.config.producer_side.producer.max_message_bytes;
+        // A batch still in its protobuf encoding that fits goes out as it came, undecoded.
+        if let Payload::Encoded(encoded) = payload {
+            if destination.encoding == Encoding::OtlpProto
+                && self.whole_batches(signal)
+                && encoded.encoded_len() <= value_limit(max, None)
+            {
+                return Ok(KafkaRequest {
+                    signal,
+                    records: vec![Record {
+                        topic: destination.topic,
+                        key: None,
+                        value: encoded.to_vec(),
+                        sent: AtomicBool::new(false),
+                    }],
+                    too_large: 0,
+                });
+            }
+        }
         let decoded = payload
             .decoded()
             .map_err(|e| ExportError::permanent(e.to_string()))?;
-        let max = self.config.producer_side.producer.max_message_bytes;
         let mut records = Vec::new();
         let mut too_large = 0u64;
         for (key, part) in self.parts(decoded) {
@@ -363,6 +393,20 @@ impl Sender for KafkaSender {
             records,
             too_large,
         })
+    }
+
+    fn accepts_encoded(&self) -> bool {
+        // Encoded batches are passed through when every signal goes out whole in protobuf;
+        // otherwise they are decoded before the exporter sees them.
+        [Signal::Traces, Signal::Metrics, Signal::Logs]
+            .into_iter()
+            .all(|signal| {
+                self.whole_batches(signal)
+                    && self
+                        .config
+                        .destination(signal)
+                        .is_ok_and(|d| d.encoding == Encoding::OtlpProto)
+            })
     }
 
     async fn send(&self, request: &KafkaRequest) -> Result<Sent, ExportError> {
