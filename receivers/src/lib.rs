@@ -2,6 +2,7 @@
 
 pub mod kafka;
 pub mod otlp;
+pub mod prometheus;
 
 use std::sync::Arc;
 
