@@ -1,0 +1,4 @@
+//! The `prometheus` receiver: scrapes targets in Prometheus's own configuration and turns
+//! what they expose into OTLP metrics. This module holds the exposition parser so far.
+
+pub mod parse;
