@@ -1,0 +1,1 @@
+//! Relabeling with Prometheus's semantics (`relabel_configs`, `metric_relabel_configs`).
