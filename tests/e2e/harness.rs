@@ -55,23 +55,26 @@ pub fn python() -> PathBuf {
     }
 }
 
-/// promtool from FERROTEL_PROMTOOL, else from PATH.
-pub fn promtool() -> PathBuf {
-    if let Some(p) = std::env::var_os("FERROTEL_PROMTOOL") {
+/// A tool from the environment variable `env`, else `binary` on PATH; fails naming the
+/// Debian package that has it.
+pub fn tool(env: &str, binary: &str, package: &str) -> PathBuf {
+    if let Some(p) = std::env::var_os(env) {
         if Path::new(&p).is_file() {
             return PathBuf::from(p);
         }
-        missing_tool(&format!(
-            "promtool at FERROTEL_PROMTOOL={}",
-            Path::new(&p).display()
-        ));
+        missing_tool(&format!("{binary} at {env}={}", Path::new(&p).display()));
     }
     std::env::var_os("PATH")
         .into_iter()
         .flat_map(|paths| std::env::split_paths(&paths).collect::<Vec<_>>())
-        .map(|dir| dir.join("promtool"))
+        .map(|dir| dir.join(binary))
         .find(|p| p.is_file())
-        .unwrap_or_else(|| missing_tool("promtool (Debian package prometheus)"))
+        .unwrap_or_else(|| missing_tool(&format!("{binary} (Debian package {package})")))
+}
+
+/// promtool from FERROTEL_PROMTOOL, else from PATH.
+pub fn promtool() -> PathBuf {
+    tool("FERROTEL_PROMTOOL", "promtool", "prometheus")
 }
 
 pub struct Finished {

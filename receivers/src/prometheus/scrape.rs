@@ -1,0 +1,692 @@
+//! Targets and their scrape loops: target labels built and relabeled as Prometheus builds
+//! them, one loop per target (never two scrapes of a target at once), started at a stable
+//! offset within the interval, each scrape bounded by the timeout and the body size limit.
+//! A scrape's samples get the target's labels and metric relabeling, become OTLP, and go to
+//! the pipeline with the synthetic series (`up` ...) and staleness markers for series that
+//! went away.
+
+use std::collections::{HashMap, HashSet};
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use base64::Engine;
+use bytes::Bytes;
+use http::{header, HeaderValue, Request};
+use http_body_util::{BodyExt, Empty, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+use tokio_util::sync::CancellationToken;
+use tracing::{debug, warn};
+
+use ferrotel_pipeline::component::{Consumer, Envelope};
+use ferrotel_pipeline::pdata::{ExportMetricsServiceRequest, Payload, Signal};
+use ferrotel_pipeline::ratelimit::LogLimiter;
+use ferrotel_pipeline::telemetry::ReceiverMetrics;
+use ferrotel_pipeline::tls::ClientTlsSettings;
+
+use super::config::{format_prom_duration, Job, TlsConfig};
+use super::parse::{self, Format, Metadata, MetricType};
+use super::relabel::{self, Labels};
+use super::translate::{OwnedExemplar, Series, Translator, REPORT_SERIES, STALE_NAN};
+
+/// What Prometheus 2.42 asks for: OpenMetrics first, then the text format.
+const ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
+/// The body size bound when `body_size_limit` is not set, so that no target can exhaust
+/// memory.
+const DEFAULT_BODY_LIMIT: u64 = 64 << 20;
+
+type HttpClient = Client<HttpsConnector<HttpConnector>, Empty<Bytes>>;
+
+/// One job's scrape settings, shared by its targets.
+pub struct JobRuntime {
+    pub job: Job,
+    pub client: HttpClient,
+    pub target_rules: Vec<relabel::Compiled>,
+    pub metric_rules: Vec<relabel::Compiled>,
+}
+
+impl JobRuntime {
+    pub fn new(job: Job) -> Result<JobRuntime, String> {
+        let tls = tls_settings(job.config.tls_config.as_ref()).build(&[])?;
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_connect_timeout(Some(job.timeout));
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(Arc::unwrap_or_clone(tls))
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Some(job.interval.saturating_mul(2)))
+            .pool_max_idle_per_host(1)
+            .build(connector);
+        let compile = |rules: &[relabel::RelabelConfig]| {
+            rules
+                .iter()
+                .map(relabel::RelabelConfig::compile)
+                .collect::<Result<Vec<_>, String>>()
+        };
+        Ok(JobRuntime {
+            target_rules: compile(&job.config.relabel_configs)?,
+            metric_rules: compile(&job.config.metric_relabel_configs)?,
+            client,
+            job,
+        })
+    }
+
+    /// The targets of the job's static configs, built and relabeled as Prometheus does;
+    /// dropped targets are left out, duplicates once.
+    pub fn static_targets(&self) -> Vec<Target> {
+        let mut seen = HashSet::new();
+        let mut out = Vec::new();
+        for group in &self.job.config.static_configs {
+            for address in &group.targets {
+                let mut labels: Vec<(String, String)> =
+                    vec![("__address__".to_string(), address.clone())];
+                for (k, v) in &group.labels {
+                    if k != "__address__" {
+                        labels.push((k.clone(), v.clone()));
+                    }
+                }
+                match self.target(labels) {
+                    Ok(Some(target)) => {
+                        if seen.insert(target.labels.clone()) {
+                            out.push(target);
+                        }
+                    }
+                    Ok(None) => {
+                        debug!(job = %self.job.config.job_name, address, "Target dropped by relabeling")
+                    }
+                    Err(err) => {
+                        warn!(job = %self.job.config.job_name, address, error = %err, "Invalid target")
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// A target from its discovered labels (Prometheus's `PopulateLabels`).
+    fn target(&self, discovered: Vec<(String, String)>) -> Result<Option<Target>, String> {
+        let job = &self.job;
+        let mut labels = Labels::from_pairs(discovered);
+        let defaults = [
+            ("job", job.config.job_name.clone()),
+            ("__scrape_interval__", format_prom_duration(job.interval)),
+            ("__scrape_timeout__", format_prom_duration(job.timeout)),
+            ("__metrics_path__", job.metrics_path.clone()),
+            ("__scheme__", job.scheme.clone()),
+        ];
+        for (name, value) in defaults {
+            if labels.get(name).is_none_or(str::is_empty) {
+                labels.set(name, &value);
+            }
+        }
+        for (name, values) in &job.config.params {
+            if let Some(first) = values.first() {
+                labels.set(&format!("__param_{name}"), first);
+            }
+        }
+        let Some(mut labels) = relabel::relabel(&labels, &self.target_rules) else {
+            return Ok(None);
+        };
+        let address = labels.get("__address__").unwrap_or_default().to_string();
+        if address.is_empty() {
+            return Err("no address".to_string());
+        }
+        let scheme = labels.get("__scheme__").unwrap_or("http").to_string();
+        if scheme != "http" && scheme != "https" {
+            return Err(format!("invalid scheme: {scheme:?}"));
+        }
+        let duration = |name: &str, what: &str| -> Result<Duration, String> {
+            let text = labels.get(name).unwrap_or_default();
+            let d = super::config::parse_prom_duration(text)
+                .map_err(|e| format!("error parsing scrape {what}: {e}"))?;
+            if d.is_zero() {
+                return Err(format!("scrape {what} cannot be 0"));
+            }
+            Ok(d)
+        };
+        let interval = duration("__scrape_interval__", "interval")?;
+        let timeout = duration("__scrape_timeout__", "timeout")?;
+        if timeout > interval {
+            return Err(format!(
+                "scrape timeout cannot be greater than scrape interval ({:?} > {:?})",
+                format_prom_duration(timeout),
+                format_prom_duration(interval)
+            ));
+        }
+        labels.retain(|name, _| !name.starts_with("__meta_"));
+        if labels.get("instance").is_none_or(str::is_empty) {
+            labels.set("instance", &address);
+        }
+        let path = labels
+            .get("__metrics_path__")
+            .unwrap_or("/metrics")
+            .to_string();
+        let mut query: Vec<(String, String)> = Vec::new();
+        for (name, values) in &job.config.params {
+            let param = format!("__param_{name}");
+            match labels.get(&param) {
+                Some(first) => {
+                    query.push((name.clone(), first.to_string()));
+                    query.extend(values.iter().skip(1).map(|v| (name.clone(), v.clone())));
+                }
+                None => query.extend(values.iter().map(|v| (name.clone(), v.clone()))),
+            }
+        }
+        for (name, value) in labels.iter() {
+            if let Some(param) = name.strip_prefix("__param_") {
+                if !job.config.params.contains_key(param) {
+                    query.push((param.to_string(), value.to_string()));
+                }
+            }
+        }
+        let mut url = format!("{scheme}://{address}{path}");
+        if !query.is_empty() {
+            url.push(if path.contains('?') { '&' } else { '?' });
+            let encoded: Vec<String> = query
+                .iter()
+                .map(|(k, v)| format!("{}={}", encode(k), encode(v)))
+                .collect();
+            url.push_str(&encoded.join("&"));
+        }
+        let public: Vec<(String, String)> = labels
+            .iter()
+            .filter(|(name, _)| !name.starts_with("__"))
+            .map(|(n, v)| (n.to_string(), v.to_string()))
+            .collect();
+        Ok(Some(Target {
+            labels: labels
+                .iter()
+                .map(|(n, v)| (n.to_string(), v.to_string()))
+                .collect(),
+            public,
+            url,
+            scheme,
+            interval,
+            timeout,
+        }))
+    }
+}
+
+fn tls_settings(tls: Option<&TlsConfig>) -> ClientTlsSettings {
+    let mut settings = ClientTlsSettings::default();
+    if let Some(t) = tls {
+        settings.ca_file = t.ca_file.clone();
+        settings.ca_pem = t.ca.clone();
+        settings.cert_file = t.cert_file.clone();
+        settings.cert_pem = t.cert.clone();
+        settings.key_file = t.key_file.clone();
+        settings.key_pem = t.key.clone();
+        settings.insecure_skip_verify = t.insecure_skip_verify;
+        settings.server_name_override = t.server_name.clone();
+        // Prometheus writes versions as `TLS12`; the shared settings as `1.2`.
+        settings.min_version = t.min_version.as_deref().map(|v| match v {
+            "TLS10" => "1.0".to_string(),
+            "TLS11" => "1.1".to_string(),
+            "TLS12" => "1.2".to_string(),
+            "TLS13" => "1.3".to_string(),
+            other => other.to_string(),
+        });
+    }
+    settings
+}
+
+/// Percent-encoding of a query component.
+fn encode(s: &str) -> String {
+    let mut out = String::with_capacity(s.len());
+    for b in s.bytes() {
+        if b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.' | b'~') {
+            out.push(b as char);
+        } else {
+            out.push_str(&format!("%{b:02X}"));
+        }
+    }
+    out
+}
+
+/// A target to scrape.
+#[derive(Debug, Clone)]
+pub struct Target {
+    /// Every label after relabeling, `__` ones included (the target's identity).
+    pub labels: Vec<(String, String)>,
+    /// The labels every sample gets (`job`, `instance`, ...).
+    pub public: Vec<(String, String)>,
+    pub url: String,
+    pub scheme: String,
+    pub interval: Duration,
+    pub timeout: Duration,
+}
+
+impl Target {
+    fn hash(&self) -> u64 {
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        self.labels.hash(&mut h);
+        self.url.hash(&mut h);
+        h.finish()
+    }
+}
+
+/// Where a scrape's data goes, and how it is counted.
+#[derive(Clone)]
+pub struct Sink {
+    pub consumer: Arc<dyn Consumer>,
+    pub metrics: ReceiverMetrics,
+    pub trim_suffixes: bool,
+    pub external_labels: Vec<(String, String)>,
+    pub receiver: String,
+}
+
+/// One target's scrape loop, until `shutdown`.
+pub async fn run(job: Arc<JobRuntime>, target: Target, sink: Sink, shutdown: CancellationToken) {
+    // A stable phase within the interval, so that targets spread out and keep their rhythm.
+    let interval = target.interval;
+    let phase = target.hash() % u64::try_from(interval.as_millis().max(1)).unwrap_or(1);
+    let now_ms = unix_ms();
+    let into = u64::try_from(now_ms).unwrap_or(0)
+        % u64::try_from(interval.as_millis().max(1)).unwrap_or(1);
+    let wait_ms = (phase + u64::try_from(interval.as_millis()).unwrap_or(0) - into)
+        % u64::try_from(interval.as_millis().max(1)).unwrap_or(1);
+    tokio::select! {
+        () = shutdown.cancelled() => return,
+        () = tokio::time::sleep(Duration::from_millis(wait_ms)) => {}
+    }
+    let mut ticker = tokio::time::interval(interval);
+    // A scrape that runs long delays the next rather than piling up behind it.
+    ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
+    let mut state = LoopState::default();
+    loop {
+        tokio::select! {
+            () = shutdown.cancelled() => return,
+            _ = ticker.tick() => {}
+        }
+        let scrape = tokio::select! {
+            () = shutdown.cancelled() => return,
+            s = scrape_once(&job, &target, &sink, &mut state) => s,
+        };
+        if let Some(request) = scrape {
+            push(&sink, request).await;
+        }
+    }
+}
+
+/// What a loop remembers between scrapes.
+#[derive(Default)]
+struct LoopState {
+    /// The series of the last scrape, for staleness markers.
+    previous: HashSet<SeriesKey>,
+    errors: Option<LogLimiter>,
+}
+
+type SeriesKey = (String, Vec<(String, String)>);
+
+/// Scrapes once and builds what goes to the pipeline.
+async fn scrape_once(
+    job: &JobRuntime,
+    target: &Target,
+    sink: &Sink,
+    state: &mut LoopState,
+) -> Option<ExportMetricsServiceRequest> {
+    let started = Instant::now();
+    let timestamp_ms = unix_ms();
+    let outcome = match tokio::time::timeout(target.timeout, fetch(job, target)).await {
+        Ok(result) => result,
+        Err(_) => Err(format!(
+            "scrape timed out after {}",
+            format_prom_duration(target.timeout)
+        )),
+    };
+    let mut metadata: HashMap<String, Metadata> = HashMap::new();
+    let (series, scraped, post_relabel, up) = match outcome.and_then(|(body, format)| {
+        samples(
+            job,
+            target,
+            sink,
+            &body,
+            format,
+            timestamp_ms,
+            &mut metadata,
+        )
+    }) {
+        Ok((series, scraped)) => {
+            let n = series.len();
+            (series, scraped, n, 1.0)
+        }
+        Err(err) => {
+            let limiter = state
+                .errors
+                .get_or_insert_with(|| LogLimiter::new(Duration::from_secs(60)));
+            if let Some(folded) = limiter.check() {
+                warn!(receiver = %sink.receiver, target = %target.url, error = %err, also = folded,
+                    "Failed to scrape Prometheus endpoint");
+            }
+            (Vec::new(), 0, 0, 0.0)
+        }
+    };
+    let mut series = series;
+    let current: HashSet<SeriesKey> = series
+        .iter()
+        .map(|s| (s.name.clone(), s.labels.clone()))
+        .collect();
+    let added = current.difference(&state.previous).count();
+    // Series that went away are marked stale, once.
+    for (name, labels) in state.previous.difference(&current) {
+        series.push(Series {
+            name: name.clone(),
+            labels: labels.clone(),
+            value: f64::from_bits(STALE_NAN),
+            timestamp_ms,
+            exemplar: None,
+        });
+    }
+    state.previous = current;
+    let duration = started.elapsed().as_secs_f64();
+    let report = [
+        up,
+        duration,
+        scraped as f64,
+        post_relabel as f64,
+        added as f64,
+    ];
+    for ((name, help, unit), value) in REPORT_SERIES.iter().zip(report) {
+        metadata.insert(
+            (*name).to_string(),
+            Metadata {
+                kind: Some(MetricType::Gauge),
+                help: Some((*help).to_string()),
+                unit: unit.map(str::to_string),
+            },
+        );
+        let mut labels = target.public.clone();
+        labels.extend(sink.external_labels.iter().cloned());
+        series.push(Series {
+            name: (*name).to_string(),
+            labels,
+            value,
+            timestamp_ms,
+            exemplar: None,
+        });
+    }
+    let translator = Translator {
+        scheme: &target.scheme,
+        metadata: &metadata,
+        trim_suffixes: sink.trim_suffixes,
+        scope_version: env!("CARGO_PKG_VERSION"),
+    };
+    let resource_metrics = translator.translate(&series);
+    Some(ExportMetricsServiceRequest { resource_metrics })
+}
+
+/// GETs the target: the body, decompressed, and its format.
+async fn fetch(job: &JobRuntime, target: &Target) -> Result<(Bytes, Format), String> {
+    let timeout = target.timeout.as_secs_f64();
+    let mut request = Request::get(&target.url)
+        .header(header::ACCEPT, ACCEPT)
+        .header(header::ACCEPT_ENCODING, "gzip")
+        .header(
+            header::USER_AGENT,
+            concat!("ferrotel/", env!("CARGO_PKG_VERSION")),
+        )
+        .header("X-Prometheus-Scrape-Timeout-Seconds", format!("{timeout}"));
+    if let Some(value) = authorization(&job.job.config)? {
+        request = request.header(header::AUTHORIZATION, value);
+    }
+    let request = request
+        .body(Empty::new())
+        .map_err(|e| format!("invalid scrape URL {:?}: {e}", target.url))?;
+    let response = job
+        .client
+        .request(request)
+        .await
+        .map_err(|e| format!("Get {:?}: {e}", target.url))?;
+    let status = response.status();
+    if status != http::StatusCode::OK {
+        return Err(format!(
+            "server returned HTTP status {} {}",
+            status.as_u16(),
+            status.canonical_reason().unwrap_or("")
+        ));
+    }
+    let headers = response.headers().clone();
+    let limit = match job.job.body_size_limit {
+        0 => DEFAULT_BODY_LIMIT,
+        n => n,
+    };
+    let limit = usize::try_from(limit).unwrap_or(usize::MAX);
+    let body = Limited::new(response.into_body(), limit)
+        .collect()
+        .await
+        .map_err(|e| {
+            if e.is::<http_body_util::LengthLimitError>() {
+                "body size limit exceeded".to_string()
+            } else {
+                format!("reading the response: {e}")
+            }
+        })?
+        .to_bytes();
+    let body = match headers
+        .get(header::CONTENT_ENCODING)
+        .and_then(|v| v.to_str().ok())
+    {
+        Some(encoding) if !encoding.eq_ignore_ascii_case("identity") => {
+            ferrotel_pipeline::compression::decompress(encoding, body, limit)
+                .map_err(|e| e.to_string())?
+        }
+        _ => body,
+    };
+    let content_type = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok());
+    Ok((body, Format::from_content_type(content_type)))
+}
+
+/// The Authorization header of a job's credentials (files are read at each scrape, as
+/// Prometheus reads them, so rotated credentials take effect).
+fn authorization(c: &super::config::ScrapeConfig) -> Result<Option<HeaderValue>, String> {
+    let read = |path: &str| {
+        std::fs::read_to_string(path)
+            .map(|s| s.trim().to_string())
+            .map_err(|e| format!("reading {path}: {e}"))
+    };
+    let value = if let Some(basic) = &c.basic_auth {
+        let username = match &basic.username_file {
+            Some(f) => read(f)?,
+            None => basic.username.clone(),
+        };
+        let password = match (&basic.password, &basic.password_file) {
+            (_, Some(f)) => read(f)?,
+            (Some(p), None) => p.clone(),
+            (None, None) => String::new(),
+        };
+        format!(
+            "Basic {}",
+            base64::engine::general_purpose::STANDARD.encode(format!("{username}:{password}"))
+        )
+    } else if let Some(auth) = &c.authorization {
+        let kind = auth.kind.clone().unwrap_or_else(|| "Bearer".to_string());
+        let credentials = match (&auth.credentials, &auth.credentials_file) {
+            (_, Some(f)) => read(f)?,
+            (Some(c), None) => c.clone(),
+            (None, None) => String::new(),
+        };
+        format!("{kind} {credentials}")
+    } else if let Some(token) = &c.bearer_token {
+        format!("Bearer {token}")
+    } else if let Some(file) = &c.bearer_token_file {
+        format!("Bearer {}", read(file)?)
+    } else {
+        return Ok(None);
+    };
+    HeaderValue::from_str(&value)
+        .map(Some)
+        .map_err(|_| "credentials hold characters a header cannot carry".to_string())
+}
+
+/// The scrape's series: samples with the target's labels, relabeled, checked against the
+/// limits. Returns the series and the number of samples scraped.
+fn samples(
+    job: &JobRuntime,
+    target: &Target,
+    sink: &Sink,
+    body: &[u8],
+    format: Format,
+    scrape_ms: i64,
+    metadata: &mut HashMap<String, Metadata>,
+) -> Result<(Vec<Series>, usize), String> {
+    let exposition = parse::parse(body, format).map_err(|e| e.to_string())?;
+    for (name, m) in &exposition.metadata {
+        metadata.insert((*name).to_string(), m.clone());
+    }
+    let honor_labels = job.job.config.honor_labels;
+    let mut series = Vec::with_capacity(exposition.samples.len());
+    for sample in &exposition.samples {
+        let mut pairs: Vec<(String, String)> = Vec::with_capacity(sample.labels.len() + 4);
+        pairs.push(("__name__".to_string(), sample.name.to_string()));
+        for (n, v) in &sample.labels {
+            pairs.push(((*n).to_string(), v.to_string()));
+        }
+        for (n, v) in target.public.iter().chain(&sink.external_labels) {
+            merge_target_label(&mut pairs, n, v, honor_labels);
+        }
+        let mut labels = Labels::from_pairs(pairs);
+        if !job.metric_rules.is_empty()
+            && !relabel::relabel_in_place(&mut labels, &job.metric_rules)
+        {
+            continue;
+        }
+        let Some(name) = labels.get("__name__").map(str::to_string) else {
+            return Err("missing metric name (__name__ label)".to_string());
+        };
+        if !valid_metric_name(&name) || !labels.iter().all(|(n, _)| relabel::is_valid_label_name(n))
+        {
+            return Err(format!("invalid metric name or label names: {name:.50}"));
+        }
+        let rest: Vec<(String, String)> = labels
+            .into_vec()
+            .into_iter()
+            .filter(|(n, _)| n != "__name__")
+            .collect();
+        if job.job.label_limit > 0 && rest.len() as u64 + 1 > job.job.label_limit {
+            return Err(format!(
+                "label_limit exceeded (metric: {name:.50}, number of labels: {}, limit: {})",
+                rest.len() + 1,
+                job.job.label_limit
+            ));
+        }
+        let timestamp_ms = if job.job.honor_timestamps {
+            sample.timestamp_ms.unwrap_or(scrape_ms)
+        } else {
+            scrape_ms
+        };
+        series.push(Series {
+            name,
+            labels: rest,
+            value: sample.value,
+            timestamp_ms,
+            exemplar: sample.exemplar.as_ref().map(|e| OwnedExemplar {
+                labels: e
+                    .labels
+                    .iter()
+                    .map(|(n, v)| ((*n).to_string(), v.to_string()))
+                    .collect(),
+                value: e.value,
+                timestamp_ms: e.timestamp_ms,
+            }),
+        });
+    }
+    if job.job.sample_limit > 0 && series.len() as u64 > job.job.sample_limit {
+        return Err("sample limit exceeded".to_string());
+    }
+    Ok((series, exposition.samples.len()))
+}
+
+fn valid_metric_name(name: &str) -> bool {
+    let mut bytes = name.bytes();
+    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b':')
+        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
+}
+
+/// Adds a target label to a sample's labels: with `honor_labels` the sample's own value
+/// wins; otherwise the target's does, and a conflicting exposed value is kept as
+/// `exported_<name>`.
+fn merge_target_label(pairs: &mut Vec<(String, String)>, name: &str, value: &str, honor: bool) {
+    match pairs.iter().position(|(n, _)| n == name) {
+        None => pairs.push((name.to_string(), value.to_string())),
+        Some(i) if honor => {
+            if pairs[i].1.is_empty() {
+                pairs[i].1 = value.to_string();
+            }
+        }
+        Some(i) => {
+            let exposed = std::mem::replace(&mut pairs[i].1, value.to_string());
+            if !exposed.is_empty() && exposed != value {
+                let mut renamed = format!("exported_{name}");
+                while pairs.iter().any(|(n, _)| *n == renamed) {
+                    renamed = format!("exported_{renamed}");
+                }
+                pairs.push((renamed, exposed));
+            }
+        }
+    }
+}
+
+/// Hands a scrape to the pipeline; a refusal loses that scrape (a pull receiver has no one
+/// to ask again), and is counted.
+async fn push(sink: &Sink, request: ExportMetricsServiceRequest) {
+    let payload = Payload::from(request);
+    let items = payload.item_count();
+    if items == 0 {
+        return;
+    }
+    match sink.consumer.consume(Envelope::new(payload)).await {
+        Ok(accepted) => {
+            let rejected = usize::try_from(accepted.rejected_items)
+                .unwrap_or(items)
+                .min(items);
+            sink.metrics.accepted.add(Signal::Metrics, items - rejected);
+            sink.metrics.refused.add(Signal::Metrics, rejected);
+        }
+        Err(err) => {
+            sink.metrics.refused.add(Signal::Metrics, items);
+            debug!(receiver = %sink.receiver, error = %err, "The pipeline refused a scrape");
+        }
+    }
+}
+
+fn unix_ms() -> i64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| i64::try_from(d.as_millis()).unwrap_or(i64::MAX))
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn target_labels_win_unless_honored() {
+        let mut pairs = vec![("job".to_string(), "exposed".to_string())];
+        merge_target_label(&mut pairs, "job", "node", false);
+        assert_eq!(
+            pairs,
+            [
+                ("job".to_string(), "node".to_string()),
+                ("exported_job".to_string(), "exposed".to_string())
+            ]
+        );
+        let mut pairs = vec![("job".to_string(), "exposed".to_string())];
+        merge_target_label(&mut pairs, "job", "node", true);
+        assert_eq!(pairs, [("job".to_string(), "exposed".to_string())]);
+    }
+
+    #[test]
+    fn query_encoding() {
+        assert_eq!(encode("a b&c"), "a%20b%26c");
+        assert_eq!(encode("node_exporter"), "node_exporter");
+    }
+}

@@ -1,0 +1,461 @@
+//! The prometheus receiver against real targets: a Prometheus node-exporter and the
+//! Prometheus server's own /metrics (Debian packages), scraped live and as snapshots whose
+//! samples are read independently by prometheus_client (Python), in the text format and in
+//! OpenMetrics; and targets that are down, slow or serve garbage.
+
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::{self, Agent, Ports};
+use crate::own_metrics;
+
+const FIXTURE: &str = concat!(
+    env!("CARGO_MANIFEST_DIR"),
+    "/tests/e2e/python/prom_fixture.py"
+);
+const WAIT: Duration = Duration::from_secs(30);
+
+/// A child process killed when dropped.
+struct Process(Child);
+
+impl Drop for Process {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+fn free_port() -> u16 {
+    harness::free_ports(1)[0]
+}
+
+/// GETs `url` with `accept`, retrying until it answers 200 (the process is starting).
+fn fetch(url: &str, accept: &str) -> String {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .expect("runtime");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let got: Result<String, String> = rt.block_on(async {
+            let client = reqwest::Client::builder()
+                .timeout(Duration::from_secs(5))
+                .build()
+                .map_err(|e| e.to_string())?;
+            let resp = client
+                .get(url)
+                .header("Accept", accept)
+                .send()
+                .await
+                .map_err(|e| e.to_string())?;
+            if !resp.status().is_success() {
+                return Err(format!("status {}", resp.status()));
+            }
+            resp.text().await.map_err(|e| e.to_string())
+        });
+        match got {
+            Ok(body) => return body,
+            Err(e) => assert!(Instant::now() < deadline, "GET {url}: {e}"),
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn node_exporter() -> (Process, u16) {
+    let port = free_port();
+    let child = Command::new(harness::tool(
+        "FERROTEL_NODE_EXPORTER",
+        "prometheus-node-exporter",
+        "prometheus-node-exporter",
+    ))
+    .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("start prometheus-node-exporter");
+    (Process(child), port)
+}
+
+fn prometheus_server(dir: &Path) -> (Process, u16) {
+    let port = free_port();
+    let config = dir.join("prometheus.yml");
+    std::fs::write(&config, "global: {scrape_interval: 1m}\n").expect("write prometheus.yml");
+    let child = Command::new(harness::tool(
+        "FERROTEL_PROMETHEUS",
+        "prometheus",
+        "prometheus",
+    ))
+    .arg(format!("--config.file={}", config.display()))
+    .arg(format!(
+        "--storage.tsdb.path={}",
+        dir.join("data").display()
+    ))
+    .arg(format!("--web.listen-address=127.0.0.1:{port}"))
+    .stdout(Stdio::null())
+    .stderr(Stdio::null())
+    .spawn()
+    .expect("start prometheus");
+    (Process(child), port)
+}
+
+/// prom_fixture.py serving the snapshots of `dir`.
+fn fixture(dir: &Path) -> (Process, u16) {
+    let port = free_port();
+    let mut child = Command::new(harness::python())
+        .arg(FIXTURE)
+        .args(["serve", "--dir"])
+        .arg(dir)
+        .args(["--port", &port.to_string(), "--slow", "5"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prom_fixture.py");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+        .expect("read fixture");
+    assert_eq!(line.trim(), "ready", "prom_fixture.py did not start");
+    (Process(child), port)
+}
+
+/// Every request the file exporter wrote, once it holds a scrape of each job.
+fn wait_for_jobs(agent: &Agent, path: &Path, jobs: &[&str]) -> Vec<Value> {
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let lines = if path.exists() {
+            harness::read_json_lines(path)
+        } else {
+            Vec::new()
+        };
+        let seen: Vec<String> = lines.iter().flat_map(jobs_of).collect();
+        if jobs.iter().all(|j| seen.iter().any(|s| s == j)) {
+            return lines;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "jobs {jobs:?} not all scraped within {WAIT:?} (seen {seen:?})\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+fn jobs_of(request: &Value) -> Vec<String> {
+    request["resourceMetrics"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter_map(|rm| {
+            rm["resource"]["attributes"]
+                .as_array()?
+                .iter()
+                .find(|kv| kv["key"] == "service.name")
+                .and_then(|kv| kv["value"]["stringValue"].as_str())
+                .map(str::to_string)
+        })
+        .collect()
+}
+
+/// The value of `up` in the first scrape of `job`.
+fn up(lines: &[Value], job: &str) -> Option<f64> {
+    lines
+        .iter()
+        .flat_map(|r| r["resourceMetrics"].as_array().cloned().unwrap_or_default())
+        .filter(|rm| {
+            rm["resource"]["attributes"].as_array().is_some_and(|a| {
+                a.iter()
+                    .any(|kv| kv["key"] == "service.name" && kv["value"]["stringValue"] == job)
+            })
+        })
+        .flat_map(|rm| rm["scopeMetrics"].as_array().cloned().unwrap_or_default())
+        .flat_map(|sm| sm["metrics"].as_array().cloned().unwrap_or_default())
+        .find(|m| m["name"] == "up")
+        .and_then(|m| m["gauge"]["dataPoints"][0]["asDouble"].as_f64())
+}
+
+/// The metrics of the first scrape of `job`, by name.
+fn metrics_of(lines: &[Value], job: &str) -> serde_json::Map<String, Value> {
+    lines
+        .iter()
+        .flat_map(|r| r["resourceMetrics"].as_array().cloned().unwrap_or_default())
+        .find(|rm| jobs_of(&serde_json::json!({"resourceMetrics": [rm]})) == [job])
+        .map(|rm| {
+            rm["scopeMetrics"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|sm| sm["metrics"].as_array().cloned().unwrap_or_default())
+                .filter_map(|m| Some((m["name"].as_str()?.to_string(), m)))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+fn attribute<'a>(point: &'a Value, key: &str) -> Option<&'a str> {
+    point["attributes"]
+        .as_array()?
+        .iter()
+        .find(|kv| kv["key"] == key)
+        .and_then(|kv| kv["value"]["stringValue"].as_str())
+}
+
+#[test]
+fn real_targets_scraped_as_an_independent_parser_reads_them() {
+    let work = tempfile::tempdir().expect("tempdir");
+    let (_node, node_port) = node_exporter();
+    let (_prom, prom_port) = prometheus_server(work.path());
+    // Snapshots of the real expositions, served unchanged so that both readers see the same
+    // bytes: node-exporter in the text format, Prometheus in both formats.
+    let text = "text/plain;version=0.0.4";
+    let snapshots = work.path().join("snapshots");
+    std::fs::create_dir_all(&snapshots).expect("mkdir");
+    let node_url = format!("http://127.0.0.1:{node_port}/metrics");
+    let prom_url = format!("http://127.0.0.1:{prom_port}/metrics");
+    std::fs::write(snapshots.join("node.txt"), fetch(&node_url, text)).expect("write");
+    std::fs::write(snapshots.join("prom.txt"), fetch(&prom_url, text)).expect("write");
+    // Neither serves OpenMetrics: prometheus_client writes every metric type in both formats.
+    let mut generate = Command::new(harness::python());
+    generate
+        .arg(FIXTURE)
+        .args(["generate", "--dir"])
+        .arg(&snapshots);
+    let done = harness::run_bounded(&mut generate, work.path(), "generate", WAIT);
+    assert!(done.status.success(), "{}", done.stderr);
+    std::fs::rename(snapshots.join("py.om"), snapshots.join("py_om.om")).expect("rename");
+    std::fs::write(
+        snapshots.join("garbage.txt"),
+        "this is {not} exposition\n\u{1}\n",
+    )
+    .expect("write");
+    let (_fixture, fixture_port) = fixture(&snapshots);
+    let down_port = free_port();
+    let mut agent = Agent::start(|ports: &Ports, dir: &Path| {
+        let out = Value::String(dir.join("out.json").display().to_string());
+        let fixture = format!("127.0.0.1:{fixture_port}");
+        let jobs: String = [
+            ("node_live", format!("127.0.0.1:{node_port}"), "/metrics"),
+            ("node", fixture.clone(), "/node"),
+            ("prom", fixture.clone(), "/prom"),
+            ("py", fixture.clone(), "/py"),
+            ("py_om", fixture.clone(), "/py_om"),
+            ("garbage", fixture.clone(), "/garbage"),
+            ("slow", fixture.clone(), "/slow"),
+            ("down", format!("127.0.0.1:{down_port}"), "/metrics"),
+        ]
+        .iter()
+        .map(|(job, address, path)| {
+            format!(
+                "        - {{job_name: {job}, metrics_path: {path}, static_configs: [{{targets: ['{address}']}}]}}\n"
+            )
+        })
+        .collect::<String>()
+            + &format!(
+                r#"        - job_name: relabeled
+          metrics_path: /py
+          static_configs: [{{targets: ['{fixture}']}}]
+          relabel_configs:
+            - {{source_labels: [__address__], regex: '127\.0\.0\.1:(\d+)', target_label: port, replacement: 'p$$1'}}
+            - {{target_label: team, replacement: checkout}}
+          metric_relabel_configs:
+            - {{source_labels: [__name__], regex: 'temperature_celsius|state', action: drop}}
+            - {{source_labels: [aggregator], target_label: shard, modulus: 4, action: hashmod}}
+            - {{action: labeldrop, regex: status}}
+"#
+            );
+        format!(
+            r#"receivers:
+  prometheus:
+    config:
+      global: {{scrape_interval: 2s, scrape_timeout: 1s}}
+      scrape_configs:
+{jobs}exporters:
+  file: {{path: {out}, flush_interval: 100ms}}
+extensions:
+  health_check: {{endpoint: 127.0.0.1:{health}}}
+service:
+  extensions: [health_check]
+  pipelines:
+    metrics: {{receivers: [prometheus], exporters: [file]}}
+  telemetry:
+    metrics:
+      readers:
+        - pull: {{exporter: {{prometheus: {{host: 127.0.0.1, port: {metrics}}}}}}}
+"#,
+            health = ports.health,
+            metrics = ports.metrics,
+        )
+    });
+    let out = agent.dir.path().join("out.json");
+    let all = [
+        "node_live",
+        "node",
+        "prom",
+        "py",
+        "py_om",
+        "garbage",
+        "slow",
+        "down",
+        "relabeled",
+    ];
+    let lines = wait_for_jobs(&agent, &out, &all);
+    for (job, want) in [
+        ("node_live", 1.0),
+        ("node", 1.0),
+        ("prom", 1.0),
+        ("py", 1.0),
+        ("py_om", 1.0),
+        ("garbage", 0.0),
+        ("slow", 0.0),
+        ("down", 0.0),
+    ] {
+        assert_eq!(up(&lines, job), Some(want), "up of {job}\n{}", agent.log());
+    }
+    // Same series and values as prometheus_client reads from the same bytes.
+    for (job, file, format) in [
+        ("node", "node.txt", "text"),
+        ("prom", "prom.txt", "text"),
+        ("py", "py.txt", "text"),
+        ("py_om", "py_om.om", "openmetrics"),
+    ] {
+        let mut cmd = Command::new(harness::python());
+        cmd.arg(FIXTURE)
+            .args(["compare", "--snapshot"])
+            .arg(snapshots.join(file))
+            .args(["--format", format, "--otlp"])
+            .arg(&out)
+            .args(["--job", job]);
+        let done = harness::run_bounded(&mut cmd, work.path(), "compare", WAIT);
+        assert!(
+            done.status.success(),
+            "{job}: ferrotel's OTLP differs from prometheus_client's reading:\n{}{}",
+            done.stdout,
+            done.stderr
+        );
+    }
+    // OpenMetrics: `_created` is the start time; an exemplar keeps its trace and span.
+    let om_metrics = metrics_of(&lines, "py_om");
+    let orders = &om_metrics["orders_total"];
+    assert!(
+        orders["sum"]["dataPoints"][0]["startTimeUnixNano"]
+            .as_str()
+            .is_some_and(|t| t.len() >= 19),
+        "{orders}"
+    );
+    let exemplar = om_metrics["request_latency_seconds"]["histogram"]["dataPoints"]
+        .as_array()
+        .expect("points")
+        .iter()
+        .flat_map(|p| p["exemplars"].as_array().cloned().unwrap_or_default())
+        .next()
+        .expect("an exemplar");
+    assert_eq!(exemplar["traceId"], "0af7651916cd43dd8448eb211c80319c");
+    assert_eq!(exemplar["spanId"], "b7ad6b7169203331");
+    // Relabeling: target labels made by relabel_configs, series dropped, a hashmod shard,
+    // a label dropped.
+    let relabeled = metrics_of(&lines, "relabeled");
+    assert!(!relabeled.contains_key("temperature_celsius"));
+    assert!(!relabeled.contains_key("state"));
+    let points = relabeled["orders_total"]["sum"]["dataPoints"]
+        .as_array()
+        .expect("points")
+        .clone();
+    let swiggy = points
+        .iter()
+        .find(|p| attribute(p, "aggregator") == Some("swiggy"))
+        .expect("swiggy");
+    assert_eq!(
+        attribute(swiggy, "port"),
+        Some(format!("p{fixture_port}").as_str())
+    );
+    assert_eq!(attribute(swiggy, "team"), Some("checkout"));
+    assert_eq!(attribute(swiggy, "status"), None);
+    let mut shard = Command::new(harness::python());
+    shard.args([
+        "-c",
+        "import hashlib; print(int.from_bytes(hashlib.md5(b'swiggy').digest()[8:], 'big') % 4)",
+    ]);
+    let shard = harness::run_bounded(&mut shard, work.path(), "md5", WAIT);
+    assert_eq!(attribute(swiggy, "shard"), Some(shard.stdout.trim()));
+
+    let log = agent.log();
+    assert!(
+        log.contains("Failed to scrape Prometheus endpoint"),
+        "{log}"
+    );
+    // The other targets went on while these failed.
+    let metrics = own_metrics::scrape(agent.ports.metrics);
+    assert!(
+        own_metrics::count(
+            &metrics,
+            "otelcol_receiver_accepted_metric_points",
+            &[("receiver", "prometheus")]
+        ) > 100.0,
+        "{metrics}"
+    );
+    assert!(agent.stop().success(), "{}", agent.log());
+}
+
+#[test]
+fn a_series_that_goes_away_is_marked_stale() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let page = dir.path().join("page.txt");
+    std::fs::write(
+        &page,
+        "# TYPE kept gauge\nkept 1\n# TYPE leaving gauge\nleaving 2\n",
+    )
+    .expect("write");
+    let (_fixture, port) = fixture(dir.path());
+    let mut agent = Agent::start(|ports: &Ports, dir: &Path| {
+        let out = Value::String(dir.join("out.json").display().to_string());
+        format!(
+            r#"receivers:
+  prometheus:
+    config:
+      scrape_configs:
+        - {{job_name: page, scrape_interval: 1s, metrics_path: /page, static_configs: [{{targets: ['127.0.0.1:{port}']}}]}}
+exporters:
+  file: {{path: {out}, flush_interval: 100ms}}
+extensions:
+  health_check: {{endpoint: 127.0.0.1:{health}}}
+service:
+  extensions: [health_check]
+  pipelines:
+    metrics: {{receivers: [prometheus], exporters: [file]}}
+"#,
+            health = ports.health,
+        )
+    });
+    let out = agent.dir.path().join("out.json");
+    wait_for_jobs(&agent, &out, &["page"]);
+    std::fs::write(&page, "# TYPE kept gauge\nkept 1\n").expect("rewrite");
+    let deadline = Instant::now() + WAIT;
+    loop {
+        let lines = harness::read_json_lines(&out);
+        let stale = lines.iter().any(|r| {
+            r["resourceMetrics"]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .flat_map(|rm| rm["scopeMetrics"].as_array().cloned().unwrap_or_default())
+                .flat_map(|sm| sm["metrics"].as_array().cloned().unwrap_or_default())
+                .any(|m| {
+                    m["name"] == "leaving"
+                        && m["gauge"]["dataPoints"][0]["flags"] == 1
+                        && m["gauge"]["dataPoints"][0].get("asDouble").is_none()
+                })
+        });
+        if stale {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no staleness marker for `leaving`\n{}",
+            agent.log()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert!(agent.stop().success(), "{}", agent.log());
+}
