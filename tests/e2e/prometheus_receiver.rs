@@ -424,6 +424,7 @@ service:
   extensions: [health_check]
   pipelines:
     metrics: {{receivers: [prometheus], exporters: [file]}}
+  telemetry: {{metrics: {{level: none}}}}
 "#,
             health = ports.health,
         )
@@ -457,5 +458,91 @@ service:
         );
         std::thread::sleep(Duration::from_millis(100));
     }
+    assert!(agent.stop().success(), "{}", agent.log());
+}
+
+/// Whether some request holds a point of `metric` with attribute page=`page` whose flags
+/// are `flags` (1: no recorded value).
+fn has_point(lines: &[Value], metric: &str, page: &str, flags: u64) -> bool {
+    lines.iter().any(|r| {
+        r["resourceMetrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|rm| rm["scopeMetrics"].as_array().cloned().unwrap_or_default())
+            .flat_map(|sm| sm["metrics"].as_array().cloned().unwrap_or_default())
+            .filter(|m| m["name"] == metric)
+            .flat_map(|m| {
+                m["gauge"]["dataPoints"]
+                    .as_array()
+                    .cloned()
+                    .unwrap_or_default()
+            })
+            .any(|p| {
+                attribute(&p, "page") == Some(page) && p["flags"].as_u64().unwrap_or(0) == flags
+            })
+    })
+}
+
+#[test]
+fn file_sd_targets_come_and_go_while_running() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(dir.path().join("a.txt"), "# TYPE from_a gauge\nfrom_a 1\n").expect("write");
+    std::fs::write(dir.path().join("b.txt"), "# TYPE from_b gauge\nfrom_b 2\n").expect("write");
+    let (_fixture, port) = fixture(dir.path());
+    let sd = dir.path().join("targets.json");
+    let group = |page: &str| {
+        format!(
+            r#"{{"targets": ["127.0.0.1:{port}"], "labels": {{"__metrics_path__": "/{page}", "page": "{page}"}}}}"#
+        )
+    };
+    std::fs::write(&sd, format!("[{}]", group("a"))).expect("write sd");
+    let sd_pattern = Value::String(format!("{}/*.json", dir.path().display()));
+    let mut agent = Agent::start(|ports: &Ports, out_dir: &Path| {
+        let out = Value::String(out_dir.join("out.json").display().to_string());
+        format!(
+            r#"receivers:
+  prometheus:
+    config:
+      scrape_configs:
+        - {{job_name: sd, scrape_interval: 1s, file_sd_configs: [{{files: [{sd_pattern}]}}]}}
+exporters:
+  file: {{path: {out}, flush_interval: 100ms}}
+extensions:
+  health_check: {{endpoint: 127.0.0.1:{health}}}
+service:
+  extensions: [health_check]
+  pipelines:
+    metrics: {{receivers: [prometheus], exporters: [file]}}
+  telemetry: {{metrics: {{level: none}}}}
+"#,
+            health = ports.health,
+        )
+    });
+    let out = agent.dir.path().join("out.json");
+    let wait_for = |what: &str, check: &dyn Fn(&[Value]) -> bool| {
+        let deadline = Instant::now() + WAIT;
+        loop {
+            let lines = if out.exists() {
+                harness::read_json_lines(&out)
+            } else {
+                Vec::new()
+            };
+            if check(&lines) {
+                return;
+            }
+            assert!(Instant::now() < deadline, "{what}\n{}", agent.log());
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    };
+    wait_for("target a scraped", &|l| has_point(l, "from_a", "a", 0));
+    // A target added to the file while running.
+    std::fs::write(&sd, format!("[{}, {}]", group("a"), group("b"))).expect("rewrite");
+    wait_for("target b scraped", &|l| has_point(l, "from_b", "b", 0));
+    // A target removed: its series and its `up` are marked stale.
+    std::fs::write(&sd, format!("[{}]", group("b"))).expect("rewrite");
+    wait_for("target a marked stale", &|l| {
+        has_point(l, "from_a", "a", 1) && has_point(l, "up", "a", 1)
+    });
     assert!(agent.stop().success(), "{}", agent.log());
 }

@@ -387,11 +387,9 @@ impl PromConfig {
                     sc.job_name
                 ));
             }
-            if !sc.file_sd_configs.is_empty() {
-                return Err(format!(
-                    "scrape config for job {:?}: file_sd_configs is not supported yet",
-                    sc.job_name
-                ));
+            for sd in &sc.file_sd_configs {
+                super::discovery::validate(sd)
+                    .map_err(|e| format!("scrape config for job {:?}: {e}", sc.job_name))?;
             }
             if sc.relabel_configs.is_empty() {
                 for target in sc.static_configs.iter().flat_map(|s| &s.targets) {

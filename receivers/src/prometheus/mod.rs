@@ -3,6 +3,7 @@
 //! prometheus receiver does.
 
 pub mod config;
+pub mod discovery;
 pub mod parse;
 pub mod relabel;
 mod scrape;
@@ -14,7 +15,7 @@ use std::time::Duration;
 use async_trait::async_trait;
 use tokio::task::JoinHandle;
 use tokio_util::sync::CancellationToken;
-use tracing::{info, warn};
+use tracing::warn;
 
 use ferrotel_pipeline::component::{
     config_as, Component, ComponentConfig, ComponentError, CreateSettings, Host, SignalConsumers,
@@ -114,16 +115,11 @@ impl Component for PrometheusReceiver {
                 JobRuntime::new(job)
                     .map_err(|e| ComponentError::new(format!("{}: job {name:?}: {e}", self.id)))?,
             );
-            let targets = runtime.static_targets();
-            info!(receiver = %self.id, job = %name, targets = targets.len(), "Scraping");
-            for target in targets {
-                tasks.push(tokio::spawn(scrape::run(
-                    runtime.clone(),
-                    target,
-                    sink.clone(),
-                    self.shutdown.clone(),
-                )));
-            }
+            tasks.push(tokio::spawn(scrape::manage(
+                runtime,
+                sink.clone(),
+                self.shutdown.clone(),
+            )));
         }
         if let Ok(mut slot) = self.tasks.lock() {
             slot.extend(tasks);

@@ -7,6 +7,7 @@
 
 use std::collections::{HashMap, HashSet};
 use std::hash::{Hash, Hasher};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -19,7 +20,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use tokio_util::sync::CancellationToken;
-use tracing::{debug, warn};
+use tracing::{debug, info, warn};
 
 use ferrotel_pipeline::component::{Consumer, Envelope};
 use ferrotel_pipeline::pdata::{ExportMetricsServiceRequest, Payload, Signal};
@@ -28,6 +29,7 @@ use ferrotel_pipeline::telemetry::ReceiverMetrics;
 use ferrotel_pipeline::tls::ClientTlsSettings;
 
 use super::config::{format_prom_duration, Job, TlsConfig};
+use super::discovery::FileSd;
 use super::parse::{self, Format, Metadata, MetricType};
 use super::relabel::{self, Labels};
 use super::translate::{OwnedExemplar, Series, Translator, REPORT_SERIES, STALE_NAN};
@@ -78,31 +80,43 @@ impl JobRuntime {
     }
 
     /// The targets of the job's static configs, built and relabeled as Prometheus does;
-    /// dropped targets are left out, duplicates once.
+    /// dropped targets are left out.
     pub fn static_targets(&self) -> Vec<Target> {
-        let mut seen = HashSet::new();
+        self.job
+            .config
+            .static_configs
+            .iter()
+            .flat_map(|group| self.group_targets(&group.targets, &group.labels, None))
+            .collect()
+    }
+
+    /// The targets of one group (static or discovered); `file` is the group's
+    /// `__meta_filepath`.
+    pub fn group_targets(
+        &self,
+        addresses: &[String],
+        group_labels: &std::collections::BTreeMap<String, String>,
+        file: Option<&str>,
+    ) -> Vec<Target> {
         let mut out = Vec::new();
-        for group in &self.job.config.static_configs {
-            for address in &group.targets {
-                let mut labels: Vec<(String, String)> =
-                    vec![("__address__".to_string(), address.clone())];
-                for (k, v) in &group.labels {
-                    if k != "__address__" {
-                        labels.push((k.clone(), v.clone()));
-                    }
+        for address in addresses {
+            let mut labels: Vec<(String, String)> =
+                vec![("__address__".to_string(), address.clone())];
+            if let Some(file) = file {
+                labels.push(("__meta_filepath".to_string(), file.to_string()));
+            }
+            for (k, v) in group_labels {
+                if k != "__address__" {
+                    labels.push((k.clone(), v.clone()));
                 }
-                match self.target(labels) {
-                    Ok(Some(target)) => {
-                        if seen.insert(target.labels.clone()) {
-                            out.push(target);
-                        }
-                    }
-                    Ok(None) => {
-                        debug!(job = %self.job.config.job_name, address, "Target dropped by relabeling")
-                    }
-                    Err(err) => {
-                        warn!(job = %self.job.config.job_name, address, error = %err, "Invalid target")
-                    }
+            }
+            match self.target(labels) {
+                Ok(Some(target)) => out.push(target),
+                Ok(None) => {
+                    debug!(job = %self.job.config.job_name, address, "Target dropped by relabeling")
+                }
+                Err(err) => {
+                    warn!(job = %self.job.config.job_name, address, error = %err, "Invalid target")
                 }
             }
         }
@@ -281,8 +295,163 @@ pub struct Sink {
     pub receiver: String,
 }
 
-/// One target's scrape loop, until `shutdown`.
-pub async fn run(job: Arc<JobRuntime>, target: Target, sink: Sink, shutdown: CancellationToken) {
+/// A job's targets, kept in step with its discovery: a loop per target, started when the
+/// target appears and stopped (with staleness markers) when it goes.
+pub async fn manage(job: Arc<JobRuntime>, sink: Sink, shutdown: CancellationToken) {
+    let name = job.job.config.job_name.clone();
+    let mut discoveries: Vec<FileSd> = job
+        .job
+        .config
+        .file_sd_configs
+        .iter()
+        .map(FileSd::new)
+        .collect();
+    let statics = job.static_targets();
+    let mut running: HashMap<Vec<(String, String)>, Running> = HashMap::new();
+    let mut first = true;
+    loop {
+        let mut changed = first;
+        for sd in &mut discoveries {
+            changed |= sd.poll(&name);
+        }
+        if changed {
+            let mut wanted: HashMap<Vec<(String, String)>, Target> = HashMap::new();
+            for target in statics.iter().cloned() {
+                wanted.entry(target.labels.clone()).or_insert(target);
+            }
+            for sd in &discoveries {
+                for (file, group) in sd.groups() {
+                    for target in job.group_targets(&group.targets, &group.labels, Some(&file)) {
+                        wanted.entry(target.labels.clone()).or_insert(target);
+                    }
+                }
+            }
+            running.retain(|labels, r| {
+                let keep = wanted.contains_key(labels);
+                if !keep {
+                    r.removed.store(true, Ordering::Release);
+                    r.stop.cancel();
+                }
+                keep
+            });
+            for (labels, target) in wanted {
+                if running.contains_key(&labels) {
+                    continue;
+                }
+                let stop = shutdown.child_token();
+                let removed = Arc::new(AtomicBool::new(false));
+                let task = tokio::spawn(run(
+                    job.clone(),
+                    target,
+                    sink.clone(),
+                    stop.clone(),
+                    removed.clone(),
+                ));
+                running.insert(
+                    labels,
+                    Running {
+                        stop,
+                        removed,
+                        task,
+                    },
+                );
+            }
+            info!(receiver = %sink.receiver, job = %name, targets = running.len(), "Scraping");
+        }
+        first = false;
+        let wait = if discoveries.is_empty() {
+            Duration::from_secs(3600)
+        } else {
+            Duration::from_secs(1)
+        };
+        tokio::select! {
+            () = shutdown.cancelled() => break,
+            () = tokio::time::sleep(wait) => {}
+        }
+    }
+    let tasks: Vec<_> = running.into_values().map(|r| r.task).collect();
+    futures::future::join_all(tasks).await;
+}
+
+/// A running target loop.
+struct Running {
+    stop: CancellationToken,
+    removed: Arc<AtomicBool>,
+    task: tokio::task::JoinHandle<()>,
+}
+
+/// One target's scrape loop, until `stop`; a target that went away (`removed`) marks its
+/// series stale as it stops.
+async fn run(
+    job: Arc<JobRuntime>,
+    target: Target,
+    sink: Sink,
+    stop: CancellationToken,
+    removed: Arc<AtomicBool>,
+) {
+    let mut state = LoopState::default();
+    scrape_loop(&job, &target, &sink, &stop, &mut state).await;
+    if removed.load(Ordering::Acquire) {
+        if let Some(request) = stale_request(&target, &sink, &state) {
+            push(&sink, request).await;
+        }
+    }
+}
+
+/// Staleness markers for every series of a target that went away, and its scrape series.
+fn stale_request(
+    target: &Target,
+    sink: &Sink,
+    state: &LoopState,
+) -> Option<ExportMetricsServiceRequest> {
+    let timestamp_ms = unix_ms();
+    let stale = f64::from_bits(STALE_NAN);
+    let mut series: Vec<Series> = state
+        .previous
+        .iter()
+        .map(|(name, labels)| Series {
+            name: name.clone(),
+            labels: labels.clone(),
+            value: stale,
+            timestamp_ms,
+            exemplar: None,
+        })
+        .collect();
+    if state.scraped_once {
+        let mut labels = target.public.clone();
+        labels.extend(sink.external_labels.iter().cloned());
+        for (name, _, _) in REPORT_SERIES {
+            series.push(Series {
+                name: name.to_string(),
+                labels: labels.clone(),
+                value: stale,
+                timestamp_ms,
+                exemplar: None,
+            });
+        }
+    }
+    if series.is_empty() {
+        return None;
+    }
+    let metadata = HashMap::new();
+    let translator = Translator {
+        scheme: &target.scheme,
+        metadata: &metadata,
+        trim_suffixes: sink.trim_suffixes,
+        scope_version: env!("CARGO_PKG_VERSION"),
+    };
+    Some(ExportMetricsServiceRequest {
+        resource_metrics: translator.translate(&series),
+    })
+}
+
+async fn scrape_loop(
+    job: &JobRuntime,
+    target: &Target,
+    sink: &Sink,
+    shutdown: &CancellationToken,
+    state: &mut LoopState,
+) {
     // A stable phase within the interval, so that targets spread out and keep their rhythm.
     let interval = target.interval;
     let phase = target.hash() % u64::try_from(interval.as_millis().max(1)).unwrap_or(1);
@@ -298,7 +467,6 @@ pub async fn run(job: Arc<JobRuntime>, target: Target, sink: Sink, shutdown: Can
     let mut ticker = tokio::time::interval(interval);
     // A scrape that runs long delays the next rather than piling up behind it.
     ticker.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
-    let mut state = LoopState::default();
     loop {
         tokio::select! {
             () = shutdown.cancelled() => return,
@@ -306,10 +474,11 @@ pub async fn run(job: Arc<JobRuntime>, target: Target, sink: Sink, shutdown: Can
         }
         let scrape = tokio::select! {
             () = shutdown.cancelled() => return,
-            s = scrape_once(&job, &target, &sink, &mut state) => s,
+            s = scrape_once(job, target, sink, state) => s,
         };
+        state.scraped_once = true;
         if let Some(request) = scrape {
-            push(&sink, request).await;
+            push(sink, request).await;
         }
     }
 }
@@ -320,6 +489,7 @@ struct LoopState {
     /// The series of the last scrape, for staleness markers.
     previous: HashSet<SeriesKey>,
     errors: Option<LogLimiter>,
+    scraped_once: bool,
 }
 
 type SeriesKey = (String, Vec<(String, String)>);
