@@ -546,3 +546,80 @@ service:
     });
     assert!(agent.stop().success(), "{}", agent.log());
 }
+
+#[test]
+fn a_varied_corpus_reads_as_prometheus_client_reads_it() {
+    let corpus = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/e2e/prometheus_corpus");
+    let work = tempfile::tempdir().expect("tempdir");
+    let mut files = Vec::new();
+    for entry in std::fs::read_dir(&corpus).expect("corpus") {
+        let path = entry.expect("entry").path();
+        let name = path
+            .file_name()
+            .expect("name")
+            .to_string_lossy()
+            .to_string();
+        std::fs::copy(&path, work.path().join(&name)).expect("copy");
+        let (stem, ext) = name.rsplit_once('.').expect("extension");
+        files.push((stem.to_string(), name.clone(), ext == "om"));
+    }
+    files.sort();
+    assert!(files.len() >= 5, "{files:?}");
+    let (_fixture, port) = fixture(work.path());
+    let mut agent = Agent::start(|ports: &Ports, dir: &Path| {
+        let out = Value::String(dir.join("out.json").display().to_string());
+        let jobs: String = files
+            .iter()
+            .map(|(stem, _, _)| {
+                format!(
+                    "        - {{job_name: {stem}, metrics_path: /{stem}, static_configs: [{{targets: ['127.0.0.1:{port}']}}]}}\n"
+                )
+            })
+            .collect();
+        format!(
+            r#"receivers:
+  prometheus:
+    config:
+      global: {{scrape_interval: 1s}}
+      scrape_configs:
+{jobs}exporters:
+  file: {{path: {out}, flush_interval: 100ms}}
+extensions:
+  health_check: {{endpoint: 127.0.0.1:{health}}}
+service:
+  extensions: [health_check]
+  pipelines:
+    metrics: {{receivers: [prometheus], exporters: [file]}}
+  telemetry: {{metrics: {{level: none}}}}
+"#,
+            health = ports.health,
+        )
+    });
+    let out = agent.dir.path().join("out.json");
+    let jobs: Vec<&str> = files.iter().map(|(stem, _, _)| stem.as_str()).collect();
+    let lines = wait_for_jobs(&agent, &out, &jobs);
+    for (stem, _, _) in &files {
+        assert_eq!(up(&lines, stem), Some(1.0), "up of {stem}\n{}", agent.log());
+    }
+    for (stem, name, openmetrics) in &files {
+        let mut cmd = Command::new(harness::python());
+        cmd.arg(FIXTURE)
+            .args(["compare", "--snapshot"])
+            .arg(work.path().join(name))
+            .args([
+                "--format",
+                if *openmetrics { "openmetrics" } else { "text" },
+                "--otlp",
+            ])
+            .arg(&out)
+            .args(["--job", stem]);
+        let done = harness::run_bounded(&mut cmd, work.path(), "compare", WAIT);
+        assert!(
+            done.status.success(),
+            "{name}: ferrotel's OTLP differs from prometheus_client's reading:\n{}{}",
+            done.stdout,
+            done.stderr
+        );
+    }
+    assert!(agent.stop().success(), "{}", agent.log());
+}
