@@ -889,6 +889,40 @@ mod tests {
     }
 
     #[test]
+    fn mutated_expositions_never_panic() {
+        let seeds: [&[u8]; 3] = [
+            b"# HELP a x\n# TYPE a histogram\na_bucket{le=\"0.1\",x=\"y\\\"z\"} 1 1700000000000\na_count 1\n",
+            b"# TYPE c counter\n# UNIT c_seconds seconds\nc_total{a=\"b\"} 1.5e3 # {trace_id=\"ab\"} 1 1.5\n# EOF\n",
+            b"m { a = \"b\" , } +Inf\n#HELP\tx\nq{quantile=\"0.5\"} NaN\n",
+        ];
+        let alphabet = b"{}\"\\=,# \n\tabc_:019.+-eE\xff\x00";
+        let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        for _ in 0..20_000 {
+            let seed = seeds[(next() % 3) as usize];
+            let mut input = seed.to_vec();
+            for _ in 0..(next() % 6) {
+                let at = (next() as usize) % (input.len() + 1);
+                let byte = alphabet[(next() as usize) % alphabet.len()];
+                match next() % 3 {
+                    0 if at < input.len() => input[at] = byte,
+                    1 if at < input.len() => {
+                        input.remove(at);
+                    }
+                    _ => input.insert(at, byte),
+                }
+            }
+            let _ = parse(&input, Format::Text);
+            let _ = parse(&input, Format::OpenMetrics);
+        }
+    }
+
+    #[test]
     fn arbitrary_bytes_never_panic() {
         let corpus: &[&[u8]] = &[
             b"a{b=\"\\",
