@@ -80,7 +80,7 @@ service:
     let err = stderr(&out);
     for expected in [
         format!("{path}: receivers::otlp/2: protocols: unknown field \"htttp\", expected one of grpc, http"),
-        format!("{path}: receivers::nosuch: unknown type: \"nosuch\" for id: \"nosuch\" (valid values: [otlp])"),
+        format!("{path}: receivers::nosuch: unknown type: \"nosuch\" for id: \"nosuch\" (valid values: [kafka otlp prometheus])"),
         format!("{path}: exporters::debug: verbosity: invalid value \"loud\", expected one of basic, normal, detailed"),
         format!("{path}: exporters::logging: the logging exporter has been deprecated, use the debug exporter instead"),
         format!("{path}: service::pipelines::traces: references exporter \"otlp\" which is not configured"),
@@ -356,7 +356,9 @@ fn components_lists_types_and_signals() {
     assert!(out.status.success());
     let text = stdout(&out);
     for expected in [
-        "receivers:\n  - name: otlp\n    stability:\n        traces: Stable\n        metrics: Stable\n        logs: Stable",
+        "receivers:\n  - name: kafka\n    stability:\n        traces: Beta\n        metrics: Beta\n        logs: Beta",
+        "  - name: otlp\n    stability:\n        traces: Stable\n        metrics: Stable\n        logs: Stable",
+        "  - name: prometheus\n    stability:\n        metrics: Beta\n",
         "  - name: debug\n",
         "  - name: file\n",
         "connectors:\n  - name: forward\n    stability:\n        traces_to_traces: Beta",
