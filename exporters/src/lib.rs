@@ -6,6 +6,7 @@ pub mod forward;
 pub mod kafka;
 pub mod otlp_grpc;
 pub mod otlp_http;
+pub mod prometheus;
 
 use std::sync::Arc;
 
@@ -19,6 +20,7 @@ pub fn register(registry: &mut Registry) {
     registry.add_exporter(Arc::new(kafka::KafkaExporterFactory));
     registry.add_exporter(Arc::new(otlp_grpc::OtlpGrpcExporterFactory));
     registry.add_exporter(Arc::new(otlp_http::OtlpHttpExporterFactory));
+    registry.add_exporter(Arc::new(prometheus::PrometheusExporterFactory));
     // The names real configs (SigNoz among them) still use; the loader warns about them.
     registry.alias_exporter("otlp", "otlp_grpc");
     registry.alias_exporter("otlphttp", "otlp_http");

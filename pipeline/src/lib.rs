@@ -10,6 +10,7 @@ pub mod kafka;
 pub mod logging;
 pub mod net;
 pub mod pdata;
+pub mod prometheus;
 pub mod ratelimit;
 pub mod rpc;
 pub mod telemetry;
