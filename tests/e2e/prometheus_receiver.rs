@@ -623,3 +623,118 @@ service:
     }
     assert!(agent.stop().success(), "{}", agent.log());
 }
+
+/// prom_fixture.py standing in for the Kubernetes API server, listing pods whose container
+/// port is `target_port` on 127.0.0.1.
+fn kube_api(target_port: u16) -> (Process, u16) {
+    let port = free_port();
+    let mut child = Command::new(harness::python())
+        .arg(FIXTURE)
+        .args(["kube", "--port", &port.to_string()])
+        .args(["--target-port", &target_port.to_string()])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("start prom_fixture.py kube");
+    let stdout = child.stdout.take().expect("stdout");
+    let mut line = String::new();
+    std::io::BufRead::read_line(&mut std::io::BufReader::new(stdout), &mut line)
+        .expect("read fixture");
+    assert_eq!(line.trim(), "ready", "prom_fixture.py kube did not start");
+    (Process(child), port)
+}
+
+#[test]
+fn kubernetes_pods_of_this_node_annotated_for_scraping() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let mut generate = Command::new(harness::python());
+    generate
+        .arg(FIXTURE)
+        .args(["generate", "--dir"])
+        .arg(dir.path());
+    let done = harness::run_bounded(&mut generate, dir.path(), "generate", WAIT);
+    assert!(done.status.success(), "{}", done.stderr);
+    let (_fixture, target_port) = fixture(dir.path());
+    let (_api, api_port) = kube_api(target_port);
+    // What a DaemonSet runs: the pods of its own node, those annotated for scraping, with
+    // the usual relabeling.
+    let env = [("K8S_NODE_NAME", "node-a")];
+    let mut agent = Agent::start_with_env(&env, |ports: &Ports, out_dir: &Path| {
+        let out = Value::String(out_dir.join("out.json").display().to_string());
+        format!(
+            r#"receivers:
+  prometheus:
+    config:
+      scrape_configs:
+        - job_name: pods
+          scrape_interval: 1s
+          kubernetes_sd_configs:
+            - role: pod
+              api_server: http://127.0.0.1:{api_port}
+              selectors: [{{role: pod, field: "spec.nodeName=${{env:K8S_NODE_NAME}}"}}]
+          relabel_configs:
+            - {{source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_scrape], regex: "true", action: keep}}
+            - {{source_labels: [__meta_kubernetes_pod_annotation_prometheus_io_path], regex: "(.+)", target_label: __metrics_path__}}
+            - {{action: labelmap, regex: __meta_kubernetes_pod_label_(.+)}}
+            - {{source_labels: [__meta_kubernetes_pod_name], target_label: pod}}
+exporters:
+  file: {{path: {out}, flush_interval: 100ms}}
+extensions:
+  health_check: {{endpoint: 127.0.0.1:{health}}}
+service:
+  extensions: [health_check]
+  pipelines:
+    metrics: {{receivers: [prometheus], exporters: [file]}}
+  telemetry: {{metrics: {{level: none}}}}
+"#,
+            health = ports.health,
+        )
+    });
+    let out = agent.dir.path().join("out.json");
+    let lines = wait_for_jobs(&agent, &out, &["pods"]);
+    assert_eq!(up(&lines, "pods"), Some(1.0), "{}", agent.log());
+    // Give a second scrape round the chance to show a pod that should not be there.
+    std::thread::sleep(Duration::from_millis(2500));
+    let lines = harness::read_json_lines(&out);
+    let mut pods = std::collections::BTreeSet::new();
+    for rm in lines
+        .iter()
+        .flat_map(|r| r["resourceMetrics"].as_array().cloned().unwrap_or_default())
+    {
+        let resource = &rm["resource"];
+        assert_eq!(
+            attribute(resource, "k8s.namespace.name"),
+            Some("shop"),
+            "{resource}"
+        );
+        assert_eq!(
+            attribute(resource, "k8s.node.name"),
+            Some("node-a"),
+            "{resource}"
+        );
+        assert_eq!(
+            attribute(resource, "k8s.replicaset.name"),
+            Some("checkout-5d9f"),
+            "{resource}"
+        );
+        pods.insert(
+            attribute(resource, "k8s.pod.name")
+                .unwrap_or_default()
+                .to_string(),
+        );
+        for m in rm["scopeMetrics"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .flat_map(|sm| sm["metrics"].as_array().cloned().unwrap_or_default())
+            .filter(|m| m["name"] == "up")
+        {
+            let point = &m["gauge"]["dataPoints"][0];
+            assert_eq!(attribute(point, "pod"), Some("checkout"));
+            assert_eq!(attribute(point, "tier"), Some("web"));
+            assert_eq!(attribute(point, "app_kubernetes_io_name"), Some("checkout"));
+        }
+    }
+    assert_eq!(pods.into_iter().collect::<Vec<_>>(), ["checkout"]);
+    assert!(agent.stop().success(), "{}", agent.log());
+}

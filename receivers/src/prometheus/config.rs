@@ -104,7 +104,7 @@ pub struct ScrapeConfig {
     // Targets.
     pub static_configs: Vec<StaticConfig>,
     pub file_sd_configs: Vec<FileSdConfig>,
-    pub kubernetes_sd_configs: Vec<IgnoredAny>,
+    pub kubernetes_sd_configs: Vec<super::kubernetes::KubernetesSdConfig>,
     pub relabel_configs: Vec<RelabelConfig>,
     pub metric_relabel_configs: Vec<RelabelConfig>,
 }
@@ -381,11 +381,9 @@ impl PromConfig {
                     sc.job_name
                 ));
             }
-            if !sc.kubernetes_sd_configs.is_empty() {
-                return Err(format!(
-                    "scrape config for job {:?}: kubernetes_sd_configs is not supported yet",
-                    sc.job_name
-                ));
+            for sd in &sc.kubernetes_sd_configs {
+                sd.validate()
+                    .map_err(|e| format!("scrape config for job {:?}: {e}", sc.job_name))?;
             }
             for sd in &sc.file_sd_configs {
                 super::discovery::validate(sd)

@@ -4,6 +4,7 @@
 
 pub mod config;
 pub mod discovery;
+pub mod kubernetes;
 pub mod parse;
 pub mod relabel;
 mod scrape;

@@ -30,6 +30,7 @@ use ferrotel_pipeline::tls::ClientTlsSettings;
 
 use super::config::{format_prom_duration, Job, TlsConfig};
 use super::discovery::FileSd;
+use super::kubernetes::KubernetesSd;
 use super::parse::{self, Format, Metadata, MetricType};
 use super::relabel::{self, Labels};
 use super::translate::{OwnedExemplar, Series, Translator, REPORT_SERIES, STALE_NAN};
@@ -126,6 +127,7 @@ impl JobRuntime {
     /// A target from its discovered labels (Prometheus's `PopulateLabels`).
     fn target(&self, discovered: Vec<(String, String)>) -> Result<Option<Target>, String> {
         let job = &self.job;
+        let resource = super::translate::discovered_resource(&discovered);
         let mut labels = Labels::from_pairs(discovered);
         let defaults = [
             ("job", job.config.job_name.clone()),
@@ -223,6 +225,7 @@ impl JobRuntime {
             scheme,
             interval,
             timeout,
+            discovered: resource,
         }))
     }
 }
@@ -274,6 +277,8 @@ pub struct Target {
     pub scheme: String,
     pub interval: Duration,
     pub timeout: Duration,
+    /// Resource attributes from the discovery labels (`k8s.pod.name` ...).
+    pub discovered: Vec<(String, String)>,
 }
 
 impl Target {
@@ -306,6 +311,15 @@ pub async fn manage(job: Arc<JobRuntime>, sink: Sink, shutdown: CancellationToke
         .iter()
         .map(FileSd::new)
         .collect();
+    let mut clusters: Vec<KubernetesSd> = Vec::new();
+    for sd in &job.job.config.kubernetes_sd_configs {
+        match KubernetesSd::spawn(sd, &name, shutdown.clone()) {
+            Ok(k) => clusters.push(k),
+            // As Prometheus does, the job goes on with its other targets.
+            Err(err) => warn!(receiver = %sink.receiver, job = %name, error = %err,
+                "Kubernetes discovery cannot start; its targets are not scraped"),
+        }
+    }
     let statics = job.static_targets();
     let mut running: HashMap<Vec<(String, String)>, Running> = HashMap::new();
     let mut first = true;
@@ -313,6 +327,9 @@ pub async fn manage(job: Arc<JobRuntime>, sink: Sink, shutdown: CancellationToke
         let mut changed = first;
         for sd in &mut discoveries {
             changed |= sd.poll(&name);
+        }
+        for k in &mut clusters {
+            changed |= k.poll();
         }
         if changed {
             let mut wanted: HashMap<Vec<(String, String)>, Target> = HashMap::new();
@@ -322,6 +339,13 @@ pub async fn manage(job: Arc<JobRuntime>, sink: Sink, shutdown: CancellationToke
             for sd in &discoveries {
                 for (file, group) in sd.groups() {
                     for target in job.group_targets(&group.targets, &group.labels, Some(&file)) {
+                        wanted.entry(target.labels.clone()).or_insert(target);
+                    }
+                }
+            }
+            for k in &clusters {
+                for (_, group) in k.groups() {
+                    for target in job.group_targets(&group.targets, &group.labels, None) {
                         wanted.entry(target.labels.clone()).or_insert(target);
                     }
                 }
@@ -359,7 +383,7 @@ pub async fn manage(job: Arc<JobRuntime>, sink: Sink, shutdown: CancellationToke
             info!(receiver = %sink.receiver, job = %name, targets = running.len(), "Scraping");
         }
         first = false;
-        let wait = if discoveries.is_empty() {
+        let wait = if discoveries.is_empty() && clusters.is_empty() {
             Duration::from_secs(3600)
         } else {
             Duration::from_secs(1)
@@ -439,6 +463,7 @@ fn stale_request(
         metadata: &metadata,
         trim_suffixes: sink.trim_suffixes,
         scope_version: env!("CARGO_PKG_VERSION"),
+        discovered: &target.discovered,
     };
     Some(ExportMetricsServiceRequest {
         resource_metrics: translator.translate(&series),
@@ -586,6 +611,7 @@ async fn scrape_once(
         metadata: &metadata,
         trim_suffixes: sink.trim_suffixes,
         scope_version: env!("CARGO_PKG_VERSION"),
+        discovered: &target.discovered,
     };
     let resource_metrics = translator.translate(&series);
     Some(ExportMetricsServiceRequest { resource_metrics })

@@ -62,6 +62,52 @@ pub struct Translator<'a> {
     pub metadata: &'a HashMap<String, Metadata>,
     pub trim_suffixes: bool,
     pub scope_version: &'a str,
+    /// Resource attributes from the target's discovery (`k8s.pod.name` ...).
+    pub discovered: &'a [(String, String)],
+}
+
+/// The resource attributes upstream derives from Kubernetes discovery labels.
+pub fn discovered_resource(labels: &[(String, String)]) -> Vec<(String, String)> {
+    let get = |name: &str| {
+        labels
+            .iter()
+            .find(|(n, v)| n == name && !v.is_empty())
+            .map(|(_, v)| v.clone())
+    };
+    let mut out = Vec::new();
+    for (meta, attribute) in [
+        ("__meta_kubernetes_pod_name", "k8s.pod.name"),
+        ("__meta_kubernetes_pod_uid", "k8s.pod.uid"),
+        ("__meta_kubernetes_pod_container_name", "k8s.container.name"),
+        ("__meta_kubernetes_namespace", "k8s.namespace.name"),
+    ] {
+        if let Some(v) = get(meta) {
+            out.push((attribute.to_string(), v));
+        }
+    }
+    if let Some(node) = get("__meta_kubernetes_pod_node_name")
+        .or_else(|| get("__meta_kubernetes_node_name"))
+        .or_else(|| get("__meta_kubernetes_endpoint_node_name"))
+    {
+        out.push(("k8s.node.name".to_string(), node));
+    }
+    if let (Some(kind), Some(name)) = (
+        get("__meta_kubernetes_pod_controller_kind"),
+        get("__meta_kubernetes_pod_controller_name"),
+    ) {
+        let attribute = match kind.as_str() {
+            "ReplicaSet" => Some("k8s.replicaset.name"),
+            "DaemonSet" => Some("k8s.daemonset.name"),
+            "StatefulSet" => Some("k8s.statefulset.name"),
+            "Job" => Some("k8s.job.name"),
+            "CronJob" => Some("k8s.cronjob.name"),
+            _ => None,
+        };
+        if let Some(attribute) = attribute {
+            out.push((attribute.to_string(), name));
+        }
+    }
+    out
 }
 
 /// The synthetic series of every scrape, with their metadata.
@@ -286,6 +332,9 @@ impl Translator<'_> {
             attributes.push(string_kv("server.port", port));
         }
         attributes.push(string_kv("url.scheme", self.scheme));
+        for (k, v) in self.discovered {
+            attributes.push(string_kv(k, v));
+        }
         for (k, v) in &parts.extra {
             match attributes.iter_mut().find(|kv| &kv.key == k) {
                 Some(kv) => *kv = string_kv(k, v),
@@ -658,6 +707,7 @@ mod tests {
             metadata,
             trim_suffixes: false,
             scope_version: "test",
+            discovered: &[],
         }
     }
 

@@ -4,6 +4,10 @@ serve: an HTTP server on 127.0.0.1:PORT for the files of DIR. `/<name>` answers 
   `<name>.txt` as the text format 0.0.4, `<name>.om` as OpenMetrics 1.0; `/slow` answers
   after --slow seconds; anything else 404. Prints "ready" once listening.
 
+kube: a stand-in for the Kubernetes API server on 127.0.0.1:PORT that lists two pods on
+  node-a (one annotated for scraping, with a container port --target-port) and one pod on
+  node-b, honours `fieldSelector=spec.nodeName=...`, and holds watches open without events.
+
 generate: writes py.txt (text format) and py.om (OpenMetrics) into DIR, from one
   prometheus_client registry with every metric type, exemplars, escapes and units.
 
@@ -14,6 +18,7 @@ compare: reads a snapshot with prometheus_client's parsers (the text format or O
 usage:
   prom_fixture.py serve --dir DIR --port PORT [--slow SECONDS]
   prom_fixture.py generate --dir DIR
+  prom_fixture.py kube --port PORT --target-port PORT
   prom_fixture.py compare --snapshot FILE --format text|openmetrics --otlp FILE --job JOB
 """
 
@@ -63,6 +68,79 @@ def serve(args):
             self.send_response(404)
             self.send_header("Content-Length", "0")
             self.end_headers()
+
+        def log_message(self, *a):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", args.port), Handler)
+    print("ready", flush=True)
+    server.serve_forever()
+
+
+def kube(args):
+    def pod(name, node, scrape, port):
+        return {
+            "metadata": {
+                "name": name,
+                "namespace": "shop",
+                "uid": f"uid-{name}",
+                "labels": {"app.kubernetes.io/name": name, "tier": "web"},
+                "annotations": {"prometheus.io/scrape": scrape, "prometheus.io/path": "/py"},
+                "ownerReferences": [{"kind": "ReplicaSet", "name": f"{name}-5d9f", "controller": True}],
+            },
+            "spec": {
+                "nodeName": node,
+                "containers": [{"name": "app", "image": "shop:1", "ports": [{"name": "metrics", "containerPort": port, "protocol": "TCP"}]}],
+            },
+            "status": {"phase": "Running", "podIP": "127.0.0.1", "hostIP": "127.0.0.1",
+                       "conditions": [{"type": "Ready", "status": "True"}]},
+        }
+
+    pods = [
+        pod("checkout", "node-a", "true", args.target_port),
+        pod("quiet", "node-a", "false", args.target_port),
+        pod("elsewhere", "node-b", "true", args.target_port),
+    ]
+
+    class Handler(http.server.BaseHTTPRequestHandler):
+        protocol_version = "HTTP/1.1"
+
+        def do_GET(self):
+            from urllib.parse import parse_qs, urlparse
+
+            url = urlparse(self.path)
+            query = parse_qs(url.query)
+            if url.path not in ("/api/v1/pods", "/api/v1/namespaces/shop/pods"):
+                self.send_response(404)
+                self.send_header("Content-Length", "0")
+                self.end_headers()
+                return
+            if query.get("watch") == ["true"] or query.get("watch") == ["1"]:
+                # No events: hold the watch for a while, then end it cleanly.
+                self.send_response(200)
+                self.send_header("Content-Type", "application/json")
+                self.send_header("Transfer-Encoding", "chunked")
+                self.end_headers()
+                time.sleep(2)
+                self.wfile.write(b"0\r\n\r\n")
+                return
+            selected = pods
+            for sel in query.get("fieldSelector", []):
+                for term in sel.split(","):
+                    if term.startswith("spec.nodeName="):
+                        node = term.split("=", 1)[1]
+                        selected = [p for p in selected if p["spec"]["nodeName"] == node]
+            body = json.dumps({
+                "kind": "PodList",
+                "apiVersion": "v1",
+                "metadata": {"resourceVersion": "100"},
+                "items": selected,
+            }).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
 
         def log_message(self, *a):
             pass
@@ -237,6 +315,9 @@ def main():
     s.add_argument("--dir", required=True)
     s.add_argument("--port", type=int, required=True)
     s.add_argument("--slow", type=float, default=5.0)
+    k = sub.add_parser("kube")
+    k.add_argument("--port", type=int, required=True)
+    k.add_argument("--target-port", type=int, required=True)
     g = sub.add_parser("generate")
     g.add_argument("--dir", required=True)
     c = sub.add_parser("compare")
@@ -245,7 +326,7 @@ def main():
     c.add_argument("--otlp", required=True)
     c.add_argument("--job", required=True)
     args = parser.parse_args()
-    return {"serve": serve, "generate": generate, "compare": compare}[args.command](args)
+    return {"serve": serve, "generate": generate, "compare": compare, "kube": kube}[args.command](args)
 
 
 if __name__ == "__main__":
