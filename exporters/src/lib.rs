@@ -7,6 +7,7 @@ pub mod kafka;
 pub mod otlp_grpc;
 pub mod otlp_http;
 pub mod prometheus;
+pub mod prometheusremotewrite;
 
 use std::sync::Arc;
 
@@ -21,6 +22,9 @@ pub fn register(registry: &mut Registry) {
     registry.add_exporter(Arc::new(otlp_grpc::OtlpGrpcExporterFactory));
     registry.add_exporter(Arc::new(otlp_http::OtlpHttpExporterFactory));
     registry.add_exporter(Arc::new(prometheus::PrometheusExporterFactory));
+    registry.add_exporter(Arc::new(
+        prometheusremotewrite::PrometheusRemoteWriteExporterFactory,
+    ));
     // The names real configs (SigNoz among them) still use; the loader warns about them.
     registry.alias_exporter("otlp", "otlp_grpc");
     registry.alias_exporter("otlphttp", "otlp_http");

@@ -16,6 +16,7 @@ mod otlp_sink;
 mod own_metrics;
 mod prometheus_exporter;
 mod prometheus_receiver;
+mod prometheus_remote_write;
 mod promtool;
 mod sdk;
 mod shutdown;

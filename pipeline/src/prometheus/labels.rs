@@ -208,25 +208,17 @@ pub fn instance(resource: &[KeyValue]) -> Option<String> {
     ))
 }
 
-/// The labels of a resource's `target_info` series, sorted by name: every resource attribute
-/// but the three that make `job` and `instance`, escaped (values of keys that escape to the
-/// same name are joined with `;`), then `job` and `instance`. `None` unless the resource has
-/// both a `job` and an `instance`, as upstream emits `target_info` only then.
-pub fn target_info_labels(resource: &[KeyValue]) -> Option<Vec<(String, String)>> {
-    let job = job(resource)?;
-    let instance = instance(resource)?;
+/// Attribute `(key, value)` pairs as labels, sorted by name: each key escaped with
+/// [`label_name`] (a key that cannot be escaped is left out), and the values of keys that
+/// escape to the same name joined with `;` in the order given.
+pub fn attribute_labels<'a>(
+    pairs: impl IntoIterator<Item = (&'a str, String)>,
+) -> BTreeMap<String, String> {
     let mut labels: BTreeMap<String, String> = BTreeMap::new();
-    for kv in resource {
-        if matches!(
-            kv.key.as_str(),
-            SERVICE_NAME | SERVICE_NAMESPACE | SERVICE_INSTANCE_ID
-        ) {
-            continue;
-        }
-        let Ok(name) = label_name(&kv.key) else {
+    for (key, value) in pairs {
+        let Ok(name) = label_name(key) else {
             continue;
         };
-        let value = attribute_string(&kv.value);
         labels
             .entry(name)
             .and_modify(|existing| {
@@ -235,6 +227,27 @@ pub fn target_info_labels(resource: &[KeyValue]) -> Option<Vec<(String, String)>
             })
             .or_insert(value);
     }
+    labels
+}
+
+/// Whether an attribute key is one of the three that make `job` and `instance`.
+pub fn is_identifying(key: &str) -> bool {
+    matches!(key, SERVICE_NAME | SERVICE_NAMESPACE | SERVICE_INSTANCE_ID)
+}
+
+/// The labels of a resource's `target_info` series, sorted by name: every resource attribute
+/// but the three that make `job` and `instance`, escaped (values of keys that escape to the
+/// same name are joined with `;`), then `job` and `instance`. `None` unless the resource has
+/// both a `job` and an `instance`, as upstream emits `target_info` only then.
+pub fn target_info_labels(resource: &[KeyValue]) -> Option<Vec<(String, String)>> {
+    let job = job(resource)?;
+    let instance = instance(resource)?;
+    let mut labels = attribute_labels(
+        resource
+            .iter()
+            .filter(|kv| !is_identifying(&kv.key))
+            .map(|kv| (kv.key.as_str(), attribute_string(&kv.value))),
+    );
     labels.insert(JOB_LABEL.to_string(), job);
     labels.insert(INSTANCE_LABEL.to_string(), instance);
     Some(labels.into_iter().collect())
@@ -376,6 +389,27 @@ mod tests {
             instance(&[kv("service.instance.id", Value::IntValue(7))]).as_deref(),
             Some("7")
         );
+    }
+
+    #[test]
+    fn attribute_labels_escape_and_join_collisions() {
+        let labels = attribute_labels([
+            ("k8s.pod.name", "p".to_string()),
+            ("1st", "a".to_string()),
+            ("k8s_pod_name", "q".to_string()),
+            ("..", "dropped".to_string()),
+            ("", "dropped".to_string()),
+        ]);
+        assert_eq!(
+            labels.into_iter().collect::<Vec<_>>(),
+            vec![
+                ("k8s_pod_name".to_string(), "p;q".to_string()),
+                ("key_1st".to_string(), "a".to_string()),
+            ]
+        );
+        assert!(is_identifying("service.name"));
+        assert!(is_identifying("service.instance.id"));
+        assert!(!is_identifying("host.name"));
     }
 
     #[test]

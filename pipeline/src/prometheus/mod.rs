@@ -9,9 +9,10 @@ mod labels;
 mod naming;
 
 pub use labels::{
-    attribute_string, instance, job, label_name, target_info_labels, INSTANCE_LABEL, JOB_LABEL,
-    SCOPE_ATTRIBUTE_PREFIX, SCOPE_NAME_LABEL, SCOPE_SCHEMA_URL_LABEL, SCOPE_VERSION_LABEL,
-    SERVICE_INSTANCE_ID, SERVICE_NAME, SERVICE_NAMESPACE,
+    attribute_labels, attribute_string, instance, is_identifying, job, label_name,
+    target_info_labels, INSTANCE_LABEL, JOB_LABEL, SCOPE_ATTRIBUTE_PREFIX, SCOPE_NAME_LABEL,
+    SCOPE_SCHEMA_URL_LABEL, SCOPE_VERSION_LABEL, SERVICE_INSTANCE_ID, SERVICE_NAME,
+    SERVICE_NAMESPACE,
 };
 pub use naming::{unit_name, MetricNamer, MetricType, TranslationStrategy};
 

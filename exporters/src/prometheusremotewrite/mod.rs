@@ -1,0 +1,478 @@
+//! The `prometheusremotewrite` exporter: sends metrics to a Prometheus remote write 1.0
+//! endpoint (Prometheus, Mimir, Cortex, Thanos, VictoriaMetrics ...), named as the
+//! Collector names them. Each batch is converted once, split into requests of at most
+//! `max_batch_size_bytes`, and each request encoded and compressed once; a retry resends
+//! only the requests not yet taken.
+
+mod batch;
+mod client;
+pub mod config;
+mod convert;
+mod proto;
+
+use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use async_trait::async_trait;
+use bytes::{Bytes, BytesMut};
+use futures::StreamExt;
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT};
+use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use http_body_util::{BodyExt, Full};
+use tokio::sync::Semaphore;
+use tracing::{debug, warn};
+
+use ferrotel_pipeline::component::{
+    config_as, ComponentConfig, ComponentError, ConsumerComponent, CreateSettings,
+};
+use ferrotel_pipeline::config::decode::DecodeError;
+use ferrotel_pipeline::config::value::Value;
+use ferrotel_pipeline::exporter::{ExportError, HelperSettings, QueuedExporter, Sender, Sent};
+use ferrotel_pipeline::factory::{decode_config, ExporterFactory, Factory, Stability};
+use ferrotel_pipeline::pdata::{Payload, Signal};
+use ferrotel_pipeline::prometheus::MetricNamer;
+
+use client::HttpClient;
+use config::parse_url;
+pub use config::RemoteWriteConfig;
+use convert::Settings;
+
+/// The protocol's own headers, which configured `headers` cannot replace.
+const VERSION_HEADER: &str = "x-prometheus-remote-write-version";
+const PROTOCOL_VERSION: &str = "0.1.0";
+const PROTOBUF: &str = "application/x-protobuf";
+/// The part of an error body quoted in the error, as upstream quotes it.
+const ERROR_BODY_BYTES: usize = 256;
+/// Read (and dropped) from an error body so the connection can be reused.
+const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+
+pub struct PrometheusRemoteWriteExporterFactory;
+
+impl Factory for PrometheusRemoteWriteExporterFactory {
+    fn type_name(&self) -> &'static str {
+        "prometheusremotewrite"
+    }
+
+    fn decode(&self, value: &Value) -> Result<Box<dyn ComponentConfig>, DecodeError> {
+        decode_config::<RemoteWriteConfig>(value)
+    }
+}
+
+impl ExporterFactory for PrometheusRemoteWriteExporterFactory {
+    fn stability(&self, signal: Signal) -> Option<Stability> {
+        (signal == Signal::Metrics).then_some(Stability::Beta)
+    }
+
+    fn create(
+        &self,
+        settings: CreateSettings,
+        config: &dyn ComponentConfig,
+    ) -> Result<Arc<dyn ConsumerComponent>, ComponentError> {
+        let config = config_as::<RemoteWriteConfig>(config)?.clone();
+        let id = settings.id.to_string();
+        let helper = HelperSettings {
+            // The timeout bounds each HTTP request (as upstream's client timeout does), not
+            // an attempt, which may send several.
+            timeout: Duration::ZERO,
+            retry: config.retry_on_failure.clone(),
+            queue: config.sending_queue(),
+        };
+        let sender = RemoteWriteSender::new(&id, config)?;
+        Ok(QueuedExporter::build(
+            &id,
+            &settings.telemetry,
+            helper,
+            sender,
+        ))
+    }
+}
+
+const PENDING: u8 = 0;
+const TAKEN: u8 = 1;
+const REFUSED: u8 = 2;
+
+/// One request of a batch, with what became of it.
+struct Part {
+    body: Bytes,
+    points: u64,
+    state: AtomicU8,
+}
+
+/// A batch converted, split and compressed, ready for every attempt.
+pub struct WriteBatch {
+    parts: Vec<Part>,
+    /// Send one request after the other: a series spans several.
+    in_order: bool,
+    /// Data points that could not be converted or did not fit any request.
+    dropped_points: u64,
+    drop_message: String,
+    /// Why a request was refused, the first time one was.
+    refusal: Mutex<Option<String>>,
+}
+
+struct RemoteWriteSender {
+    id: String,
+    url: Uri,
+    url_text: String,
+    settings: Settings,
+    max_bytes: usize,
+    concurrency: usize,
+    timeout: Duration,
+    headers: HeaderMap,
+    /// `max_conns_per_host`: requests in flight at once.
+    limit: Option<Semaphore>,
+    config: RemoteWriteConfig,
+    /// Built at start (it reads the TLS files); taken at shutdown.
+    client: Mutex<Option<HttpClient>>,
+}
+
+/// Whether a configured header is one the protocol sets.
+fn is_protocol_header(name: &str) -> bool {
+    [
+        CONTENT_ENCODING.as_str(),
+        CONTENT_TYPE.as_str(),
+        USER_AGENT.as_str(),
+        VERSION_HEADER,
+    ]
+    .iter()
+    .any(|h| name.eq_ignore_ascii_case(h))
+}
+
+/// The configured headers, then the protocol's, which always win (upstream documents them as
+/// not configurable; a configured one is ignored with a warning).
+fn request_headers(id: &str, config: &RemoteWriteConfig) -> Result<HeaderMap, ComponentError> {
+    let mut headers = HeaderMap::new();
+    for (name, value) in &config.headers.0 {
+        if is_protocol_header(name) {
+            warn!(exporter = %id, header = %name, "Ignoring a configured header that the remote write protocol sets itself");
+            continue;
+        }
+        let bad = || ComponentError::new(format!("headers: invalid header \"{name}\""));
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
+        let mut value = HeaderValue::from_str(value).map_err(|_| bad())?;
+        value.set_sensitive(true);
+        headers.insert(name, value);
+    }
+    // hyper derives Host from the URL unless one is given; an explicit Host header wins.
+    if headers.get(HOST).is_some_and(HeaderValue::is_empty) {
+        headers.remove(HOST);
+    }
+    headers.insert(CONTENT_ENCODING, HeaderValue::from_static("snappy"));
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROTOBUF));
+    headers.insert(
+        HeaderName::from_static(VERSION_HEADER),
+        HeaderValue::from_static(PROTOCOL_VERSION),
+    );
+    let agent = format!("ferrotel/{}", env!("CARGO_PKG_VERSION"));
+    headers.insert(
+        USER_AGENT,
+        HeaderValue::from_str(&agent)
+            .map_err(|e| ComponentError::new(format!("user agent: {e}")))?,
+    );
+    Ok(headers)
+}
+
+/// The whole error chain, since hyper's own message ("client error (Connect)") says little.
+fn chain(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut text = err.to_string();
+    let mut source = err.source();
+    while let Some(e) = source {
+        let part = e.to_string();
+        if !text.contains(&part) {
+            text.push_str(": ");
+            text.push_str(&part);
+        }
+        source = e.source();
+    }
+    text
+}
+
+/// Reads up to `MAX_RESPONSE_BYTES` of a body; the rest is left unread.
+async fn read_limited(mut body: hyper::body::Incoming) -> Bytes {
+    let mut out = BytesMut::new();
+    while out.len() < MAX_RESPONSE_BYTES {
+        match body.frame().await {
+            Some(Ok(frame)) => {
+                if let Ok(data) = frame.into_data() {
+                    let room = MAX_RESPONSE_BYTES - out.len();
+                    out.extend_from_slice(&data[..data.len().min(room)]);
+                }
+            }
+            _ => break,
+        }
+    }
+    out.freeze()
+}
+
+impl RemoteWriteSender {
+    fn new(id: &str, config: RemoteWriteConfig) -> Result<Self, ComponentError> {
+        let url = parse_url(&config.endpoint)
+            .map_err(|e| ComponentError::new(format!("endpoint must be a valid URL: {e}")))?;
+        let external_labels = config.external_label_pairs().map_err(ComponentError::new)?;
+        let headers = request_headers(id, &config)?;
+        let limit = usize::try_from(config.max_conns_per_host)
+            .ok()
+            .filter(|n| *n > 0)
+            .map(|n| Semaphore::new(n.min(Semaphore::MAX_PERMITS)));
+        let conversion = &config.resource_to_telemetry_conversion;
+        Ok(RemoteWriteSender {
+            id: id.to_string(),
+            url,
+            url_text: config.endpoint.clone(),
+            settings: Settings {
+                namer: MetricNamer::new(&config.namespace, config.add_metric_suffixes),
+                external_labels,
+                target_info: config.target_info.enabled,
+                resource_to_labels: conversion
+                    .enabled
+                    .then_some(conversion.exclude_service_attributes),
+            },
+            max_bytes: usize::try_from(config.max_batch_size_bytes).unwrap_or(usize::MAX),
+            concurrency: config.concurrency(),
+            timeout: config.timeout.get(),
+            headers,
+            limit,
+            client: Mutex::new(None),
+            config,
+        })
+    }
+
+    fn client(&self) -> Result<HttpClient, ExportError> {
+        self.client
+            .lock()
+            .ok()
+            .and_then(|c| c.clone())
+            .ok_or_else(|| ExportError::retryable("the exporter is not running"))
+    }
+
+    /// One HTTP request, bounded by `timeout`.
+    async fn post(&self, body: &Bytes) -> Result<(), ExportError> {
+        let attempt = self.post_once(body);
+        if self.timeout.is_zero() {
+            return attempt.await;
+        }
+        match tokio::time::timeout(self.timeout, attempt).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(ExportError::retryable(format!(
+                "request to {} timed out after {:?}",
+                self.url_text, self.timeout
+            ))),
+        }
+    }
+
+    async fn post_once(&self, body: &Bytes) -> Result<(), ExportError> {
+        let client = self.client()?;
+        let _permit = match &self.limit {
+            Some(limit) => Some(
+                limit
+                    .acquire()
+                    .await
+                    .map_err(|_| ExportError::retryable("the exporter is shutting down"))?,
+            ),
+            None => None,
+        };
+        let mut request = http::Request::builder()
+            .method(Method::POST)
+            .uri(self.url.clone())
+            .body(Full::new(body.clone()))
+            .map_err(|e| ExportError::permanent(format!("invalid request: {e}")))?;
+        request.headers_mut().extend(self.headers.clone());
+        let response = client.request(request).await.map_err(|e| {
+            ExportError::retryable(format!("failed to make an HTTP request: {}", chain(&e)))
+        })?;
+        let status = response.status();
+        if status.is_success() {
+            // Drained so the connection goes back to the pool.
+            read_limited(response.into_body()).await;
+            return Ok(());
+        }
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.trim().parse::<u64>().ok())
+            .map(Duration::from_secs);
+        let body = read_limited(response.into_body()).await;
+        let quoted = String::from_utf8_lossy(&body[..body.len().min(ERROR_BODY_BYTES)]);
+        let message = format!(
+            "remote write returned HTTP status {status}: {}",
+            quoted.trim()
+        );
+        debug!(exporter = %self.id, status = status.as_u16(), "Request refused");
+        // 5xx: the receiver may take it later; 429: it asks to slow down (the spec allows a
+        // retry). Any other answer would be the same next time.
+        if status.is_server_error() || status.as_u16() == 429 {
+            Err(ExportError::Retryable {
+                message,
+                throttle: retry_after.filter(|d| !d.is_zero()),
+            })
+        } else {
+            Err(ExportError::Permanent { message })
+        }
+    }
+
+    /// Sends a part unless it was already taken or refused; records the outcome.
+    async fn send_part(&self, batch: &WriteBatch, part: &Part) -> Option<ExportError> {
+        match self.post(&part.body).await {
+            Ok(()) => {
+                part.state.store(TAKEN, Ordering::Release);
+                None
+            }
+            Err(ExportError::Permanent { message }) => {
+                part.state.store(REFUSED, Ordering::Release);
+                if let Ok(mut refusal) = batch.refusal.lock() {
+                    refusal.get_or_insert(message);
+                }
+                None
+            }
+            Err(err) => Some(err),
+        }
+    }
+}
+
+#[async_trait]
+impl Sender for RemoteWriteSender {
+    type Request = WriteBatch;
+
+    fn prepare(&self, payload: &Payload) -> Result<WriteBatch, ExportError> {
+        let decoded = payload
+            .decoded()
+            .map_err(|e| ExportError::permanent(e.to_string()))?;
+        let Payload::Metrics(metrics) = &*decoded else {
+            return Err(ExportError::permanent(format!(
+                "the prometheusremotewrite exporter takes metrics, not {}",
+                payload.signal()
+            )));
+        };
+        let conversion = convert::convert(&metrics.0.resource_metrics, &self.settings);
+        let mut drop_message = conversion.drop_message();
+        let mut dropped_points = conversion.dropped_points;
+        let plan = batch::plan(conversion.series, self.max_bytes);
+        if plan.refused_series > 0 {
+            dropped_points += plan.refused_points;
+            let note = format!(
+                "{} series larger than max_batch_size_bytes ({}) with a single sample dropped",
+                plan.refused_series, self.max_bytes
+            );
+            drop_message = if drop_message.is_empty() {
+                note
+            } else {
+                format!("{drop_message}; {note}")
+            };
+        }
+        let parts = plan
+            .requests
+            .iter()
+            .map(|(request, points)| {
+                Ok(Part {
+                    body: batch::encode(request).map_err(ExportError::permanent)?,
+                    points: *points,
+                    state: AtomicU8::new(PENDING),
+                })
+            })
+            .collect::<Result<Vec<Part>, ExportError>>()?;
+        Ok(WriteBatch {
+            parts,
+            in_order: plan.split_series,
+            dropped_points,
+            drop_message,
+            refusal: Mutex::new(None),
+        })
+    }
+
+    async fn send(&self, batch: &WriteBatch) -> Result<Sent, ExportError> {
+        let pending: Vec<&Part> = batch
+            .parts
+            .iter()
+            .filter(|p| p.state.load(Ordering::Acquire) == PENDING)
+            .collect();
+        let mut failures: Vec<ExportError> = Vec::new();
+        if batch.in_order {
+            for part in pending {
+                if let Some(err) = self.send_part(batch, part).await {
+                    // Later requests hold later samples of a series: they wait for this one.
+                    failures.push(err);
+                    break;
+                }
+            }
+        } else {
+            // Each series is in one request only, so they may go side by side.
+            let sends: Vec<_> = pending
+                .into_iter()
+                .map(|part| self.send_part(batch, part))
+                .collect();
+            let outcomes: Vec<Option<ExportError>> = futures::stream::iter(sends)
+                .buffer_unordered(self.concurrency)
+                .collect()
+                .await;
+            failures = outcomes.into_iter().flatten().collect();
+        }
+        if let Some(first) = failures.first() {
+            let throttle = failures
+                .iter()
+                .filter_map(|e| match e {
+                    ExportError::Retryable { throttle, .. } => *throttle,
+                    ExportError::Permanent { .. } => None,
+                })
+                .max();
+            let message = if failures.len() > 1 {
+                format!("{first} (and {} more requests)", failures.len() - 1)
+            } else {
+                first.to_string()
+            };
+            return Err(ExportError::Retryable { message, throttle });
+        }
+        let refused: Vec<&Part> = batch
+            .parts
+            .iter()
+            .filter(|p| p.state.load(Ordering::Acquire) == REFUSED)
+            .collect();
+        let refusal = batch.refusal.lock().ok().and_then(|r| r.clone());
+        if !refused.is_empty() && refused.len() == batch.parts.len() {
+            return Err(ExportError::permanent(refusal.unwrap_or_default()));
+        }
+        let refused_points: u64 = refused.iter().map(|p| p.points).sum();
+        let message = [
+            batch.drop_message.clone(),
+            refusal
+                .map(|r| {
+                    format!(
+                        "{} of {} requests refused: {r}",
+                        refused.len(),
+                        batch.parts.len()
+                    )
+                })
+                .unwrap_or_default(),
+        ]
+        .into_iter()
+        .filter(|m| !m.is_empty())
+        .collect::<Vec<_>>()
+        .join("; ");
+        Ok(Sent {
+            rejected_items: batch.dropped_points + refused_points,
+            message,
+        })
+    }
+
+    async fn start(&self) -> Result<(), ComponentError> {
+        let client = client::build(&self.config)
+            .map_err(|e| ComponentError::new(format!("{}: {e}", self.id)))?;
+        if let Ok(mut slot) = self.client.lock() {
+            *slot = Some(client);
+        }
+        Ok(())
+    }
+
+    async fn shutdown(&self) {
+        if let Ok(mut slot) = self.client.lock() {
+            slot.take();
+        }
+        if let Some(limit) = &self.limit {
+            limit.close();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests;
