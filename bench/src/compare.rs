@@ -23,6 +23,9 @@ use crate::payload::Signal;
 // The Kafka scenarios, in `src/` beside this file.
 #[path = "compare_kafka.rs"]
 mod kafka_tier;
+// The Prometheus scrape scenarios, likewise.
+#[path = "compare_prom.rs"]
+mod prom_tier;
 
 #[derive(clap::Args, Clone, Debug)]
 pub struct CompareArgs {
@@ -98,6 +101,15 @@ pub struct CompareArgs {
     /// The broker's storage: `sqlite` (a file, as the Kafka tests run it) or `memory`.
     #[arg(long, value_enum, default_value_t = kafka_tier::Storage::Sqlite)]
     pub tansu_storage: kafka_tier::Storage,
+    /// prom-scrape: samples in the target's exposition.
+    #[arg(long, default_value_t = 100_000)]
+    pub prom_series: usize,
+    /// prom-scrape: seconds of scraping measured (every 5 s), from the first scrape.
+    #[arg(long, default_value_t = 60.0)]
+    pub prom_duration: f64,
+    /// prom-scrape: where the agent sends each scrape.
+    #[arg(long, value_enum, default_value_t = prom_tier::PromExporter::Otlp)]
+    pub prom_exporter: prom_tier::PromExporter,
 }
 
 const ITEMS_PER_REQUEST: usize = 512;
@@ -461,18 +473,24 @@ impl Harness {
     }
 
     fn start_sink(&mut self) -> anyhow::Result<(Proc, u16, PathBuf)> {
+        self.start_sink_with(&[])
+    }
+
+    /// Starts a sink with `extra` arguments; returns it with its port and report file.
+    fn start_sink_with(&mut self, extra: &[String]) -> anyhow::Result<(Proc, u16, PathBuf)> {
         let id = self.next_id();
         for _ in 0..3 {
             let port = free_ports(1)?[0];
             let report = self.work.join(format!("sink-{id}.json"));
             let _ = std::fs::remove_file(&report);
-            let args = vec![
+            let mut args = vec![
                 "sink".to_string(),
                 "--listen".into(),
                 format!("127.0.0.1:{port}"),
                 "--report-file".into(),
                 report.display().to_string(),
             ];
+            args.extend(extra.iter().cloned());
             let log = self.work.join(format!("sink-{id}.log"));
             let mut p = self.spawn(&self.args.load_cpus, &self.exe, &args, &log, "sink")?;
             let deadline = Instant::now() + Duration::from_secs(10);
@@ -1036,19 +1054,26 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         for sc in SCENARIOS {
             println!("{:<18} {}", sc.key, sc.describe());
         }
-        for (key, what) in kafka_tier::KEYS {
+        for (key, what) in kafka_tier::KEYS.iter().chain(&prom_tier::KEYS) {
             println!("{key:<18} {what} (not in the full run: select it with --scenarios)");
         }
         return Ok(());
     }
     let started = Instant::now();
     let mut kafka: Vec<&str> = Vec::new();
+    let mut prom: Vec<&str> = Vec::new();
     let selected: Vec<Scenario> = if !args.scenarios.is_empty() {
         let mut v = Vec::new();
         for key in &args.scenarios {
             if let Some((k, _)) = kafka_tier::KEYS.iter().find(|(k, _)| k == key) {
                 if !kafka.contains(k) {
                     kafka.push(k);
+                }
+                continue;
+            }
+            if let Some((k, _)) = prom_tier::KEYS.iter().find(|(k, _)| k == key) {
+                if !prom.contains(k) {
+                    prom.push(k);
                 }
                 continue;
             }
@@ -1261,6 +1286,12 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     } else {
         kafka_tier::run(&mut h, &kafka, &kinds, reps)
     };
+    // A scrape run lasts a minute: one each unless --reps says otherwise.
+    let (prom_rows, prom_notes) = if prom.is_empty() {
+        (Vec::new(), Vec::new())
+    } else {
+        prom_tier::run(&mut h, &prom, &kinds, args.reps.unwrap_or(1).max(1))
+    };
 
     let elapsed = started.elapsed().as_secs_f64();
     if !results.is_empty() {
@@ -1279,6 +1310,14 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             println!("- {n}");
         }
     }
+    if !prom_rows.is_empty() {
+        println!();
+        print!("{}", prom_tier::table(&prom_rows));
+        println!();
+        for n in &prom_notes {
+            println!("- {n}");
+        }
+    }
     let mut errors: Vec<String> = results
         .iter()
         .flat_map(|(_, rows)| {
@@ -1294,6 +1333,7 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
         })
         .collect();
     errors.extend(kafka_tier::errors(&kafka_rows));
+    errors.extend(prom_tier::errors(&prom_rows));
     for e in &errors {
         println!("- error: {}", e.lines().next().unwrap_or(""));
     }
@@ -1305,6 +1345,9 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
             .map(serde_json::to_value)
             .collect::<Result<_, _>>()?;
         for r in &kafka_rows {
+            all.push(serde_json::to_value(r)?);
+        }
+        for r in &prom_rows {
             all.push(serde_json::to_value(r)?);
         }
         std::fs::write(path, serde_json::to_string_pretty(&all)?)?;
@@ -1322,6 +1365,12 @@ pub fn run(args: CompareArgs) -> anyhow::Result<()> {
     if lost > 0 {
         println!(
             "- WARNING: some runs lost or duplicated acknowledged items (see the lost/dup columns)"
+        );
+    }
+    let incomplete = prom_tier::incomplete(&prom_rows);
+    if incomplete > 0 {
+        println!(
+            "- WARNING: {incomplete} scrape(s) did not report up 1 with every sample (see the up+all column)"
         );
     }
     Ok(())

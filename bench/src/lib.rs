@@ -1,6 +1,7 @@
 //! `ferrotel-bench` as a library: the deterministic OTLP payloads, the load generator, the
-//! counting sink, the loss check and the side-by-side harness behind the `ferrotel-bench`
-//! binary, and what the criterion micro-benchmarks in `benches/` build their inputs from.
+//! counting sink, the loss check, the synthetic Prometheus target and the side-by-side
+//! harness behind the `ferrotel-bench` binary, and what the criterion micro-benchmarks in
+//! `benches/` build their inputs from.
 
 pub mod compare;
 pub mod compress;
@@ -8,6 +9,7 @@ pub mod json;
 pub mod kafka;
 pub mod load;
 pub mod payload;
+pub mod prom;
 pub mod ranges;
 pub mod sink;
 pub mod wire;

@@ -1,13 +1,14 @@
 //! `ferrotel-bench`: a deterministic OTLP load generator (`load`), a counting and verifying
-//! sink (`sink`), a loss check (`check`) and the side-by-side harness (`compare`) that
-//! `bench/run` drives to measure ferrotel and its peers with the same traffic.
+//! sink (`sink`), a loss check (`check`), a synthetic Prometheus target (`prom-target`) and
+//! the side-by-side harness (`compare`) that `bench/run` drives to measure ferrotel and its
+//! peers with the same traffic.
 
 use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::{Parser, Subcommand};
 
-use ferrotel_bench::{check, compare, kafka, load, sink};
+use ferrotel_bench::{check, compare, kafka, load, prom, sink};
 
 #[derive(Parser)]
 #[command(
@@ -43,6 +44,9 @@ enum Command {
     /// Read a Kafka topic with a fresh consumer group; count records (and spans); print a
     /// JSON summary.
     KafkaConsume(kafka::ConsumeArgs),
+    /// Serve a generated Prometheus exposition of `--series` samples at /metrics (text
+    /// format, OpenMetrics when the request asks for it); print one JSON line per scrape.
+    PromTarget(prom::TargetArgs),
 }
 
 fn runtime() -> anyhow::Result<tokio::runtime::Runtime> {
@@ -78,6 +82,7 @@ fn main() -> anyhow::Result<()> {
             println!("{}", kafka::consume(&args)?);
             Ok(())
         }
+        Command::PromTarget(args) => runtime()?.block_on(prom::serve(args)),
     }
 }
 

@@ -16,6 +16,9 @@ use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
+use opentelemetry_proto::tonic::collector::metrics::v1::ExportMetricsServiceRequest;
+use opentelemetry_proto::tonic::metrics::v1::{metric, number_data_point};
+use prost::Message;
 use serde_json::json;
 
 use crate::compress::decompress;
@@ -37,6 +40,12 @@ pub struct SinkArgs {
     /// Plain counts, rewritten every 100 ms: `<items> <requests>` over all signals.
     #[arg(long)]
     pub count_file: Option<PathBuf>,
+    /// Also decode every metrics request and report, per request, the values of the
+    /// Prometheus scrape series it carries (`up`, `scrape_duration_seconds`,
+    /// `scrape_samples_scraped`, `scrape_samples_post_metric_relabeling`,
+    /// `scrape_series_added`) under `scrapes` in the report.
+    #[arg(long)]
+    pub scrape_series: bool,
 }
 
 #[derive(Default)]
@@ -58,6 +67,57 @@ struct State {
     signals: [PerSignal; 3],
     bad_requests: u64,
     dirty: bool,
+    /// With `--scrape-series`: one entry per metrics request.
+    scrape_series: bool,
+    scrapes: Vec<serde_json::Value>,
+}
+
+/// The series every Prometheus scrape adds, as the report names them.
+const SCRAPE_SERIES: [(&str, &str); 5] = [
+    ("up", "up"),
+    ("scrape_duration_seconds", "duration_s"),
+    ("scrape_samples_scraped", "samples_scraped"),
+    (
+        "scrape_samples_post_metric_relabeling",
+        "samples_post_relabeling",
+    ),
+    ("scrape_series_added", "series_added"),
+];
+
+/// The scrape series' values in one metrics request, with its data points and when it
+/// arrived.
+fn scrape_entry(messages: &[Vec<u8>], points: u64, now: u64) -> serde_json::Value {
+    let mut entry = serde_json::Map::new();
+    entry.insert("received_unix_ns".into(), json!(now));
+    entry.insert("points".into(), json!(points));
+    for m in messages {
+        let Ok(req) = ExportMetricsServiceRequest::decode(&m[..]) else {
+            continue;
+        };
+        let metrics = req
+            .resource_metrics
+            .iter()
+            .flat_map(|r| &r.scope_metrics)
+            .flat_map(|s| &s.metrics);
+        for metric in metrics {
+            let Some((_, key)) = SCRAPE_SERIES.iter().find(|(n, _)| *n == metric.name) else {
+                continue;
+            };
+            let Some(metric::Data::Gauge(g)) = &metric.data else {
+                continue;
+            };
+            for p in &g.data_points {
+                let value = match p.value {
+                    Some(number_data_point::Value::AsDouble(v)) => v,
+                    Some(number_data_point::Value::AsInt(v)) => v as f64,
+                    None => f64::NAN,
+                };
+                entry.insert((*key).into(), json!(value));
+                entry.insert("time_unix_nano".into(), json!(p.time_unix_nano));
+            }
+        }
+    }
+    serde_json::Value::Object(entry)
 }
 
 fn index(signal: Signal) -> usize {
@@ -260,8 +320,14 @@ async fn handle(
         }
     }
     tally.close_group();
+    let scrape_series =
+        signal == Signal::Metrics && state.lock().map(|st| st.scrape_series).unwrap_or(false);
+    let scrape = scrape_series.then(|| scrape_entry(&messages, tally.items, tally.now));
     if let Ok(mut st) = state.lock() {
         st.dirty = true;
+        if let Some(entry) = scrape {
+            st.scrapes.push(entry);
+        }
         let s = &mut st.signals[index(signal)];
         s.items += tally.items;
         s.requests += 1;
@@ -348,12 +414,16 @@ fn report(st: &mut State) -> serde_json::Value {
             }),
         );
     }
-    json!({
+    let mut out = json!({
         "items": items,
         "requests": requests,
         "bad_requests": st.bad_requests,
         "signals": signals,
-    })
+    });
+    if st.scrape_series {
+        out["scrapes"] = json!(st.scrapes);
+    }
+    out
 }
 
 fn write_atomic(path: &Path, text: &str) {
@@ -380,7 +450,10 @@ fn flush(state: &Mutex<State>, args: &SinkArgs, force: bool) {
 }
 
 pub async fn run(args: SinkArgs) -> anyhow::Result<()> {
-    let state = Arc::new(Mutex::new(State::default()));
+    let state = Arc::new(Mutex::new(State {
+        scrape_series: args.scrape_series,
+        ..Default::default()
+    }));
     let listener = tokio::net::TcpListener::bind(args.listen).await?;
     flush(&state, &args, true);
     let writer_state = state.clone();
