@@ -16,7 +16,7 @@
 // A fixture that fails to parse is a broken benchmark: panicking is the answer.
 #![allow(clippy::unwrap_used, clippy::expect_used)]
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hint::black_box;
 use std::time::Duration;
 
@@ -26,9 +26,8 @@ use ferrotel_pipeline::pdata::ExportMetricsServiceRequest;
 use ferrotel_pipeline::Payload;
 use ferrotel_receivers::prometheus::parse::{self, Format, Metadata, MetricType};
 use ferrotel_receivers::prometheus::relabel::{self, Labels};
-use ferrotel_receivers::prometheus::translate::{
-    OwnedExemplar, Series, Translator, REPORT_SERIES, STALE_NAN,
-};
+use ferrotel_receivers::prometheus::staleness::Previous;
+use ferrotel_receivers::prometheus::translate::{OwnedExemplar, Series, Translator, REPORT_SERIES};
 use prost::Message;
 
 #[cfg(not(target_env = "msvc"))]
@@ -65,9 +64,6 @@ fn target_labels() -> Vec<(String, String)> {
         ("job".to_string(), "checkout".to_string()),
     ]
 }
-
-/// What one scrape loop keeps between scrapes: the series of the previous scrape.
-type SeriesKey = (String, Vec<(String, String)>);
 
 fn valid_metric_name(name: &str) -> bool {
     let mut bytes = name.bytes();
@@ -139,25 +135,14 @@ fn series(
     (out, scraped)
 }
 
-/// The loop's staleness bookkeeping: the set of this scrape's series, the series added
-/// since the previous scrape, a staleness marker for each series that went away, and the
-/// set kept for the next scrape (the previous one dropped). Returns the series added.
-fn staleness(series: &mut Vec<Series>, previous: &mut HashSet<SeriesKey>) -> usize {
-    let current: HashSet<SeriesKey> = series
-        .iter()
-        .map(|s| (s.name.clone(), s.labels.clone()))
-        .collect();
-    let added = current.difference(previous).count();
-    for (name, labels) in previous.difference(&current) {
-        series.push(Series {
-            name: name.clone(),
-            labels: labels.clone(),
-            value: f64::from_bits(STALE_NAN),
-            timestamp_ms: SCRAPE_MS,
-            exemplar: None,
-        });
-    }
-    *previous = current;
+/// The loop's staleness bookkeeping alone (the receiver's own `staleness::Previous`): this
+/// scrape compared with the previous one, then its series kept for the next. Returns the
+/// series added.
+fn staleness(series: Vec<Series>, previous: &mut Previous) -> usize {
+    let mut series = series;
+    let compared = previous.compare(&mut series, SCRAPE_MS);
+    let added = compared.added;
+    previous.replace(compared, series);
     added
 }
 
@@ -168,12 +153,13 @@ fn scrape(
     body: &[u8],
     format: Format,
     target: &[(String, String)],
-    previous: &mut HashSet<SeriesKey>,
+    previous: &mut Previous,
 ) -> ExportMetricsServiceRequest {
     let mut metadata = HashMap::new();
     let (mut series, scraped) = series(body, format, target, &mut metadata);
     let n = series.len() as f64;
-    let added = staleness(&mut series, previous);
+    let compared = previous.compare(&mut series, SCRAPE_MS);
+    let added = compared.added;
     let report = [1.0, 0.5, scraped as f64, n, added as f64];
     for ((name, help, unit), value) in REPORT_SERIES.iter().zip(report) {
         metadata.insert(
@@ -192,9 +178,9 @@ fn scrape(
             exemplar: None,
         });
     }
-    ExportMetricsServiceRequest {
-        resource_metrics: translator(&metadata).translate(&series),
-    }
+    let resource_metrics = translator(&metadata).translate(&series);
+    previous.replace(compared, series);
+    ExportMetricsServiceRequest { resource_metrics }
 }
 
 /// The translator of a plain static target (`http`, no discovery labels, names kept).
@@ -223,7 +209,12 @@ fn fixture(samples: usize) -> Fixture {
     ] {
         let parsed = parse::parse(&e.body, format_of(format)).unwrap();
         assert_eq!(parsed.samples.len(), samples, "{format:?}");
-        let request = scrape(&e.body, format_of(format), &target, &mut HashSet::new());
+        let request = scrape(
+            &e.body,
+            format_of(format),
+            &target,
+            &mut Previous::default(),
+        );
         let payload = Payload::from(request.clone());
         // Every series becomes a data point, and the five scrape series too.
         assert_eq!(
@@ -267,11 +258,16 @@ fn prometheus(c: &mut Criterion) {
     });
     let mut metadata = HashMap::new();
     let (mut built, _) = series(&f.text.body, Format::Text, &target, &mut metadata);
-    // The set of a previous scrape of the same series, and the bookkeeping alone.
-    let mut previous = HashSet::new();
-    staleness(&mut built, &mut previous);
+    // A previous scrape of the same series, and the bookkeeping alone (each run gets its
+    // own copy of the series, made outside the measurement, as the loop owns its scrape's).
+    let mut previous = Previous::default();
+    staleness(built.clone(), &mut previous);
     g.bench_function("staleness/text", |b| {
-        b.iter(|| staleness(black_box(&mut built), &mut previous))
+        b.iter_batched(
+            || built.clone(),
+            |copy| staleness(black_box(copy), &mut previous),
+            criterion::BatchSize::LargeInput,
+        )
     });
     for (name, _, _) in REPORT_SERIES {
         metadata.insert(
@@ -298,14 +294,19 @@ fn prometheus(c: &mut Criterion) {
         ("scrape/openmetrics", &f.openmetrics, Format::OpenMetrics),
     ] {
         // The previous scrape's series, as in a loop's steady state.
-        let mut previous = HashSet::new();
+        let mut previous = Previous::default();
         scrape(&e.body, format, &target, &mut previous);
         g.bench_function(name, |b| {
             b.iter(|| scrape(black_box(&e.body), format, &target, &mut previous))
         });
     }
     // What the OTLP exporter pays next for the scrape's request.
-    let request = scrape(&f.text.body, Format::Text, &target, &mut HashSet::new());
+    let request = scrape(
+        &f.text.body,
+        Format::Text,
+        &target,
+        &mut Previous::default(),
+    );
     g.bench_function("encode/text", |b| {
         b.iter(|| black_box(&request).encode_to_vec())
     });
@@ -324,17 +325,21 @@ fn prometheus_large(c: &mut Criterion) {
     g.bench_function("parse/text", |b| {
         b.iter(|| parse::parse(black_box(&f.text.body), Format::Text).unwrap())
     });
-    let mut built = series(&f.text.body, Format::Text, &target, &mut HashMap::new()).0;
-    let mut previous = HashSet::new();
-    staleness(&mut built, &mut previous);
+    let built = series(&f.text.body, Format::Text, &target, &mut HashMap::new()).0;
+    let mut previous = Previous::default();
+    staleness(built.clone(), &mut previous);
     g.bench_function("staleness/text", |b| {
-        b.iter(|| staleness(black_box(&mut built), &mut previous))
+        b.iter_batched(
+            || built.clone(),
+            |copy| staleness(black_box(copy), &mut previous),
+            criterion::BatchSize::LargeInput,
+        )
     });
     for (name, e, format) in [
         ("scrape/text", &f.text, Format::Text),
         ("scrape/openmetrics", &f.openmetrics, Format::OpenMetrics),
     ] {
-        let mut previous = HashSet::new();
+        let mut previous = Previous::default();
         scrape(&e.body, format, &target, &mut previous);
         g.bench_function(name, |b| {
             b.iter(|| scrape(black_box(&e.body), format, &target, &mut previous))

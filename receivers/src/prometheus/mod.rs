@@ -8,6 +8,7 @@ pub mod kubernetes;
 pub mod parse;
 pub mod relabel;
 mod scrape;
+pub mod staleness;
 pub mod translate;
 
 use std::sync::{Arc, Mutex};

@@ -5,7 +5,7 @@
 //! the pipeline with the synthetic series (`up` ...) and staleness markers for series that
 //! went away.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::hash::{Hash, Hasher};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -33,6 +33,7 @@ use super::discovery::FileSd;
 use super::kubernetes::KubernetesSd;
 use super::parse::{self, Format, Metadata, MetricType};
 use super::relabel::{self, Labels};
+use super::staleness::Previous;
 use super::translate::{OwnedExemplar, Series, Translator, REPORT_SERIES, STALE_NAN};
 
 /// What Prometheus 2.42 asks for: OpenMetrics first, then the text format.
@@ -430,17 +431,7 @@ fn stale_request(
 ) -> Option<ExportMetricsServiceRequest> {
     let timestamp_ms = unix_ms();
     let stale = f64::from_bits(STALE_NAN);
-    let mut series: Vec<Series> = state
-        .previous
-        .values()
-        .map(|(name, labels)| Series {
-            name: name.clone(),
-            labels: labels.clone(),
-            value: stale,
-            timestamp_ms,
-            exemplar: None,
-        })
-        .collect();
+    let mut series: Vec<Series> = state.previous.all_stale(timestamp_ms);
     if state.scraped_once {
         let mut labels = target.public.clone();
         labels.extend(sink.external_labels.iter().cloned());
@@ -512,52 +503,9 @@ async fn scrape_loop(
 #[derive(Default)]
 struct LoopState {
     /// The series of the last scrape, for staleness markers.
-    /// By a hash of name and labels, so that a scrape compares numbers, not labels.
-    previous: HashMap<u64, SeriesKey, BuildIdentity>,
+    previous: Previous,
     errors: Option<LogLimiter>,
     scraped_once: bool,
-}
-
-type SeriesKey = (String, Vec<(String, String)>);
-
-/// The hashes are already well mixed; hashing them again is wasted work.
-#[derive(Default, Clone, Copy)]
-struct BuildIdentity;
-
-impl std::hash::BuildHasher for BuildIdentity {
-    type Hasher = IdentityHasher;
-    fn build_hasher(&self) -> IdentityHasher {
-        IdentityHasher(0)
-    }
-}
-
-struct IdentityHasher(u64);
-
-impl Hasher for IdentityHasher {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(*b);
-        }
-    }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
-    }
-}
-
-/// A series' identity: its name and labels (sorted), hashed.
-fn series_hash(s: &Series) -> u64 {
-    let mut h = xxhash_rust::xxh64::Xxh64::new(0);
-    h.update(s.name.as_bytes());
-    for (k, v) in &s.labels {
-        h.update(&[0xff]);
-        h.update(k.as_bytes());
-        h.update(&[0xfe]);
-        h.update(v.as_bytes());
-    }
-    h.digest()
 }
 
 /// Scrapes once and builds what goes to the pipeline.
@@ -604,25 +552,9 @@ async fn scrape_once(
         }
     };
     let mut series = series;
-    let scraped_series = series.len();
-    let hashes: Vec<u64> = series.iter().map(series_hash).collect();
-    let current: HashSet<u64, BuildIdentity> = hashes.iter().copied().collect();
-    let added = current
-        .iter()
-        .filter(|h| !state.previous.contains_key(h))
-        .count();
     // Series that went away are marked stale, once.
-    for (hash, (name, labels)) in &state.previous {
-        if !current.contains(hash) {
-            series.push(Series {
-                name: name.clone(),
-                labels: labels.clone(),
-                value: f64::from_bits(STALE_NAN),
-                timestamp_ms,
-                exemplar: None,
-            });
-        }
-    }
+    let compared = state.previous.compare(&mut series, timestamp_ms);
+    let added = compared.added;
     let duration = started.elapsed().as_secs_f64();
     let report = [
         up,
@@ -658,13 +590,7 @@ async fn scrape_once(
         discovered: &target.discovered,
     };
     let resource_metrics = translator.translate(&series);
-    // This scrape's series, moved (not copied) to be compared with the next.
-    series.truncate(scraped_series);
-    state.previous = hashes
-        .into_iter()
-        .zip(series)
-        .map(|(hash, s)| (hash, (s.name, s.labels)))
-        .collect();
+    state.previous.replace(compared, series);
     Some(ExportMetricsServiceRequest { resource_metrics })
 }
 
