@@ -176,6 +176,31 @@ fn up(lines: &[Value], job: &str) -> Option<f64> {
         .and_then(|m| m["gauge"]["dataPoints"][0]["asDouble"].as_f64())
 }
 
+/// An agent whose prometheus receiver has `config` (the body of its `config:`, indented by
+/// six spaces, with `{{`/`}}` already unescaped) and writes what it scrapes to `out.json`
+/// in the agent's directory.
+fn scraping_agent(env: &[(&str, &str)], config: &str) -> Agent {
+    Agent::start_with_env(env, |ports: &Ports, dir: &Path| {
+        let out = Value::String(dir.join("out.json").display().to_string());
+        format!(
+            r#"receivers:
+  prometheus:
+    config:
+{config}exporters:
+  file: {{path: {out}, flush_interval: 100ms}}
+extensions:
+  health_check: {{endpoint: 127.0.0.1:{health}}}
+service:
+  extensions: [health_check]
+  pipelines:
+    metrics: {{receivers: [prometheus], exporters: [file]}}
+  telemetry: {{metrics: {{level: none}}}}
+"#,
+            health = ports.health,
+        )
+    })
+}
+
 /// The metrics of the first scrape of `job`, by name.
 fn metrics_of(lines: &[Value], job: &str) -> serde_json::Map<String, Value> {
     lines
@@ -498,27 +523,14 @@ fn file_sd_targets_come_and_go_while_running() {
     };
     std::fs::write(&sd, format!("[{}]", group("a"))).expect("write sd");
     let sd_pattern = Value::String(format!("{}/*.json", dir.path().display()));
-    let mut agent = Agent::start(|ports: &Ports, out_dir: &Path| {
-        let out = Value::String(out_dir.join("out.json").display().to_string());
-        format!(
-            r#"receivers:
-  prometheus:
-    config:
-      scrape_configs:
+    let mut agent = scraping_agent(
+        &[],
+        &format!(
+            r#"      scrape_configs:
         - {{job_name: sd, scrape_interval: 1s, file_sd_configs: [{{files: [{sd_pattern}]}}]}}
-exporters:
-  file: {{path: {out}, flush_interval: 100ms}}
-extensions:
-  health_check: {{endpoint: 127.0.0.1:{health}}}
-service:
-  extensions: [health_check]
-  pipelines:
-    metrics: {{receivers: [prometheus], exporters: [file]}}
-  telemetry: {{metrics: {{level: none}}}}
-"#,
-            health = ports.health,
-        )
-    });
+"#
+        ),
+    );
     let out = agent.dir.path().join("out.json");
     let wait_for = |what: &str, check: &dyn Fn(&[Value]) -> bool| {
         let deadline = Instant::now() + WAIT;
