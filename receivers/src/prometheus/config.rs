@@ -9,6 +9,8 @@ use std::time::Duration;
 use serde::de::{self, Deserializer, IgnoredAny, Visitor};
 use serde::Deserialize;
 
+use ferrotel_pipeline::tls::ClientTlsSettings;
+
 use super::relabel::RelabelConfig;
 
 /// The receiver's section.
@@ -141,6 +143,36 @@ pub struct TlsConfig {
     pub insecure_skip_verify: bool,
     pub min_version: Option<String>,
     pub max_version: Option<String>,
+}
+
+impl TlsConfig {
+    /// The shared client TLS settings these mean; `None` means the defaults.
+    pub fn client_settings(tls: Option<&TlsConfig>) -> ClientTlsSettings {
+        // Prometheus writes versions as `TLS12`; the shared settings as `1.2`.
+        let version = |v: &Option<String>| {
+            v.as_deref().map(|v| match v {
+                "TLS10" => "1.0".to_string(),
+                "TLS11" => "1.1".to_string(),
+                "TLS12" => "1.2".to_string(),
+                "TLS13" => "1.3".to_string(),
+                other => other.to_string(),
+            })
+        };
+        let mut settings = ClientTlsSettings::default();
+        if let Some(t) = tls {
+            settings.ca_file = t.ca_file.clone();
+            settings.ca_pem = t.ca.clone();
+            settings.cert_file = t.cert_file.clone();
+            settings.cert_pem = t.cert.clone();
+            settings.key_file = t.key_file.clone();
+            settings.key_pem = t.key.clone();
+            settings.insecure_skip_verify = t.insecure_skip_verify;
+            settings.server_name_override = t.server_name.clone();
+            settings.min_version = version(&t.min_version);
+            settings.max_version = version(&t.max_version);
+        }
+        settings
+    }
 }
 
 #[derive(Debug, Clone, Default, Deserialize)]

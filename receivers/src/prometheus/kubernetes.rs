@@ -245,7 +245,7 @@ impl KubernetesSdConfig {
                 "at most one of basic_auth, oauth2 & authorization must be configured".into(),
             );
         }
-        tls_settings(self.tls_config.as_ref()).validate()
+        TlsConfig::client_settings(self.tls_config.as_ref()).validate()
     }
 
     /// Checks the entry as Prometheus does, with its messages, then refuses what is not
@@ -999,32 +999,6 @@ struct Endpoint {
 }
 
 /// Prometheus's TLS settings in the shared client form (`TLS12` becomes `1.2`).
-fn tls_settings(tls: Option<&TlsConfig>) -> ClientTlsSettings {
-    let version = |v: &Option<String>| {
-        v.as_deref().map(|v| match v {
-            "TLS10" => "1.0".to_string(),
-            "TLS11" => "1.1".to_string(),
-            "TLS12" => "1.2".to_string(),
-            "TLS13" => "1.3".to_string(),
-            other => other.to_string(),
-        })
-    };
-    let mut settings = ClientTlsSettings::default();
-    if let Some(t) = tls {
-        settings.ca_file = t.ca_file.clone();
-        settings.ca_pem = t.ca.clone();
-        settings.cert_file = t.cert_file.clone();
-        settings.cert_pem = t.cert.clone();
-        settings.key_file = t.key_file.clone();
-        settings.key_pem = t.key.clone();
-        settings.insecure_skip_verify = t.insecure_skip_verify;
-        settings.server_name_override = t.server_name.clone();
-        settings.min_version = version(&t.min_version);
-        settings.max_version = version(&t.max_version);
-    }
-    settings
-}
-
 fn endpoint(config: &KubernetesSdConfig) -> Result<Endpoint, String> {
     if let Some(path) = config.kubeconfig_file() {
         return kubeconfig(Path::new(path));
@@ -1032,7 +1006,7 @@ fn endpoint(config: &KubernetesSdConfig) -> Result<Endpoint, String> {
     match config.api_server() {
         Some(url) => Ok(Endpoint {
             base: url.trim_end_matches('/').to_string(),
-            tls: tls_settings(config.tls_config.as_ref()),
+            tls: TlsConfig::client_settings(config.tls_config.as_ref()),
             credentials: Credentials::from_config(config),
             own_namespace: None,
         }),

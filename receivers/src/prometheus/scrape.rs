@@ -26,7 +26,6 @@ use ferrotel_pipeline::component::{Consumer, Envelope};
 use ferrotel_pipeline::pdata::{ExportMetricsServiceRequest, Payload, Signal};
 use ferrotel_pipeline::ratelimit::LogLimiter;
 use ferrotel_pipeline::telemetry::ReceiverMetrics;
-use ferrotel_pipeline::tls::ClientTlsSettings;
 
 use super::config::{format_prom_duration, Job, TlsConfig};
 use super::discovery::FileSd;
@@ -54,7 +53,7 @@ pub struct JobRuntime {
 
 impl JobRuntime {
     pub fn new(job: Job) -> Result<JobRuntime, String> {
-        let tls = tls_settings(job.config.tls_config.as_ref()).build(&[])?;
+        let tls = TlsConfig::client_settings(job.config.tls_config.as_ref()).build(&[])?;
         let mut http = HttpConnector::new();
         http.enforce_http(false);
         http.set_connect_timeout(Some(job.timeout));
@@ -229,29 +228,6 @@ impl JobRuntime {
             discovered: resource,
         }))
     }
-}
-
-fn tls_settings(tls: Option<&TlsConfig>) -> ClientTlsSettings {
-    let mut settings = ClientTlsSettings::default();
-    if let Some(t) = tls {
-        settings.ca_file = t.ca_file.clone();
-        settings.ca_pem = t.ca.clone();
-        settings.cert_file = t.cert_file.clone();
-        settings.cert_pem = t.cert.clone();
-        settings.key_file = t.key_file.clone();
-        settings.key_pem = t.key.clone();
-        settings.insecure_skip_verify = t.insecure_skip_verify;
-        settings.server_name_override = t.server_name.clone();
-        // Prometheus writes versions as `TLS12`; the shared settings as `1.2`.
-        settings.min_version = t.min_version.as_deref().map(|v| match v {
-            "TLS10" => "1.0".to_string(),
-            "TLS11" => "1.1".to_string(),
-            "TLS12" => "1.2".to_string(),
-            "TLS13" => "1.3".to_string(),
-            other => other.to_string(),
-        });
-    }
-    settings
 }
 
 /// Percent-encoding of a query component.
