@@ -17,6 +17,7 @@ mod own_metrics;
 mod prometheus_exporter;
 mod prometheus_receiver;
 mod prometheus_remote_write;
+mod prometheus_server;
 mod promtool;
 mod sdk;
 mod shutdown;

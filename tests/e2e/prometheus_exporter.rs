@@ -6,8 +6,7 @@ use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::Read as _;
-use std::path::PathBuf;
-use std::process::{Child, Command, Stdio};
+use std::process::Command;
 use std::thread::sleep;
 use std::time::{Duration, Instant};
 
@@ -16,6 +15,7 @@ use serde_json::{json, Value};
 use crate::delivery::{agent_config, Client};
 use crate::harness::{self, Agent};
 use crate::own_metrics;
+use crate::prometheus_server::PrometheusServer;
 
 /// Bound of every wait for the agent or Prometheus to show something.
 const WAIT: Duration = Duration::from_secs(30);
@@ -449,117 +449,19 @@ fn exposition_is_exact_and_promtool_finds_nothing() {
     assert_eq!(agent.stop().code(), Some(0), "agent exit\n{}", agent.log());
 }
 
-/// The Prometheus server binary: FERROTEL_PROMETHEUS (set by ./scripts/test), else
-/// `prometheus` on PATH.
-fn prometheus_binary() -> PathBuf {
-    harness::tool("FERROTEL_PROMETHEUS", "prometheus", "prometheus")
-}
-
-/// A Prometheus server on 127.0.0.1 with its data in a temp dir; killed on drop.
-struct PrometheusServer {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
-
-impl PrometheusServer {
-    /// Starts Prometheus scraping every `(job, port)` each second and waits until it is ready.
-    fn start(targets: &[(&str, u16)]) -> PrometheusServer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let jobs: String = targets
-            .iter()
-            .map(|(job, port)| {
-                format!("  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n")
-            })
-            .collect();
-        let config = format!(
-            "global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n{jobs}"
-        );
-        let config_path = dir.path().join("prometheus.yml");
-        std::fs::write(&config_path, config).expect("write prometheus.yml");
-        let port = harness::free_ports(1)[0];
-        let log = File::create(dir.path().join("prometheus.log")).expect("create log");
-        let child = Command::new(prometheus_binary())
-            .arg(format!("--config.file={}", config_path.display()))
-            .arg(format!(
-                "--storage.tsdb.path={}",
-                dir.path().join("data").display()
-            ))
-            .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-            .stdin(Stdio::null())
-            .stdout(log.try_clone().expect("clone log"))
-            .stderr(log)
-            .spawn()
-            .expect("start prometheus");
-        let mut server = PrometheusServer { child, port, dir };
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("prometheus exited ({status}):\n{}", server.log());
-            }
-            if let Ok((200, _)) = harness::http_get(&format!("http://127.0.0.1:{port}/-/ready")) {
-                return server;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "prometheus not ready within {WAIT:?}:\n{}",
-                server.log()
-            );
-            sleep(Duration::from_millis(100));
-        }
-    }
-
-    fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
-    }
-
-    /// An instant query: every series as (sorted labels, value).
-    fn query(&self, promql: &str) -> Vec<(BTreeMap<String, String>, String)> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let body: Value = rt.block_on(async {
-            reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .expect("client")
-                .get(format!("http://127.0.0.1:{}/api/v1/query", self.port))
-                .query(&[("query", promql)])
-                .send()
-                .await
-                .expect("query")
-                .json()
-                .await
-                .expect("query result")
-        });
-        assert_eq!(body["status"], "success", "{promql}: {body}");
-        body["data"]["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|series| {
-                let labels = series["metric"]
-                    .as_object()
-                    .map(|m| {
-                        m.iter()
-                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let value = series["value"][1].as_str().unwrap_or("").to_string();
-                (labels, value)
-            })
-            .collect()
-    }
-}
-
-impl Drop for PrometheusServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// Prometheus scraping every `(job, port)` each second, once it is ready.
+fn scraping_server(targets: &[(&str, u16)]) -> PrometheusServer {
+    let jobs: String = targets
+        .iter()
+        .map(|(job, port)| {
+            format!(
+                "  - job_name: {job}\n    static_configs:\n      - targets: ['127.0.0.1:{port}']\n"
+            )
+        })
+        .collect();
+    let config =
+        format!("global:\n  scrape_interval: 1s\n  scrape_timeout: 1s\nscrape_configs:\n{jobs}");
+    PrometheusServer::start_on(harness::free_ports(1)[0], &config, &[])
 }
 
 /// The samples of a text exposition as Prometheus stores them from the scrape job `job` of
@@ -617,7 +519,7 @@ fn prometheus_server_stores_the_same_samples() {
         ("ferrotel-text", ports[0]),
         ("ferrotel-openmetrics", ports[1]),
     ];
-    let server = PrometheusServer::start(&jobs);
+    let server = scraping_server(&jobs);
     for (job, port) in jobs {
         let mut want = as_stored(&exposition, job, port);
         if job == "ferrotel-openmetrics" {

@@ -11,6 +11,7 @@ use serde_json::Value;
 
 use crate::harness::{self, Agent, Ports};
 use crate::own_metrics;
+use crate::prometheus_server::PrometheusServer;
 
 const FIXTURE: &str = concat!(
     env!("CARGO_MANIFEST_DIR"),
@@ -76,28 +77,6 @@ fn node_exporter() -> (Process, u16) {
     .stderr(Stdio::null())
     .spawn()
     .expect("start prometheus-node-exporter");
-    (Process(child), port)
-}
-
-fn prometheus_server(dir: &Path) -> (Process, u16) {
-    let port = free_port();
-    let config = dir.join("prometheus.yml");
-    std::fs::write(&config, "global: {scrape_interval: 1m}\n").expect("write prometheus.yml");
-    let child = Command::new(harness::tool(
-        "FERROTEL_PROMETHEUS",
-        "prometheus",
-        "prometheus",
-    ))
-    .arg(format!("--config.file={}", config.display()))
-    .arg(format!(
-        "--storage.tsdb.path={}",
-        dir.join("data").display()
-    ))
-    .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-    .stdout(Stdio::null())
-    .stderr(Stdio::null())
-    .spawn()
-    .expect("start prometheus");
     (Process(child), port)
 }
 
@@ -231,7 +210,8 @@ fn attribute<'a>(point: &'a Value, key: &str) -> Option<&'a str> {
 fn real_targets_scraped_as_an_independent_parser_reads_them() {
     let work = tempfile::tempdir().expect("tempdir");
     let (_node, node_port) = node_exporter();
-    let (_prom, prom_port) = prometheus_server(work.path());
+    let prom = PrometheusServer::start_on(free_port(), "global: {scrape_interval: 1m}\n", &[]);
+    let prom_port = prom.port;
     // Snapshots of the real expositions, served unchanged so that both readers see the same
     // bytes: node-exporter in the text format, Prometheus in both formats.
     let text = "text/plain;version=0.0.4";

@@ -4,8 +4,6 @@
 
 use std::cell::RefCell;
 use std::collections::BTreeMap;
-use std::fs::File;
-use std::process::{Child, Command, Stdio};
 use std::thread::sleep;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -14,108 +12,34 @@ use serde_json::{json, Value};
 use crate::delivery::{agent_config, Client};
 use crate::harness::{self, Agent};
 use crate::own_metrics;
+use crate::prometheus_server::{labels_of, Labels, PrometheusServer};
 
 /// Bound of every wait for the agent or Prometheus to show something.
 const WAIT: Duration = Duration::from_secs(30);
 
-/// Labels of a stored series, `__name__` included.
-type Labels = BTreeMap<String, String>;
-
-/// A Prometheus server taking remote writes on 127.0.0.1, no scrape jobs, its data in a temp
-/// dir; killed on drop.
-struct RemoteWriteServer {
-    child: Child,
-    port: u16,
-    dir: tempfile::TempDir,
-}
+/// A Prometheus server taking remote writes (and exemplars), no scrape jobs.
+struct RemoteWriteServer(PrometheusServer);
 
 impl RemoteWriteServer {
     /// Starts Prometheus on `port` and waits until it is ready.
     fn start(port: u16) -> RemoteWriteServer {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let config_path = dir.path().join("prometheus.yml");
-        std::fs::write(&config_path, "global:\n  scrape_interval: 15s\n")
-            .expect("write prometheus.yml");
-        let log = File::create(dir.path().join("prometheus.log")).expect("create log");
-        let child = Command::new(harness::tool(
-            "FERROTEL_PROMETHEUS",
-            "prometheus",
-            "prometheus",
+        RemoteWriteServer(PrometheusServer::start_on(
+            port,
+            "global:\n  scrape_interval: 15s\n",
+            &[
+                "--web.enable-remote-write-receiver",
+                "--enable-feature=exemplar-storage",
+            ],
         ))
-        .arg(format!("--config.file={}", config_path.display()))
-        .arg(format!(
-            "--storage.tsdb.path={}",
-            dir.path().join("data").display()
-        ))
-        .arg(format!("--web.listen-address=127.0.0.1:{port}"))
-        .arg("--web.enable-remote-write-receiver")
-        .arg("--enable-feature=exemplar-storage")
-        .stdin(Stdio::null())
-        .stdout(log.try_clone().expect("clone log"))
-        .stderr(log)
-        .spawn()
-        .expect("start prometheus");
-        let mut server = RemoteWriteServer { child, port, dir };
-        let deadline = Instant::now() + WAIT;
-        loop {
-            if let Ok(Some(status)) = server.child.try_wait() {
-                panic!("prometheus exited ({status}):\n{}", server.log());
-            }
-            if let Ok((200, _)) = harness::http_get(&format!("http://127.0.0.1:{port}/-/ready")) {
-                return server;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "prometheus not ready within {WAIT:?}:\n{}",
-                server.log()
-            );
-            sleep(Duration::from_millis(100));
-        }
     }
 
     fn log(&self) -> String {
-        std::fs::read_to_string(self.dir.path().join("prometheus.log")).unwrap_or_default()
+        self.0.log()
     }
 
     /// An instant query: every series as (labels, value).
     fn query(&self, promql: &str) -> BTreeMap<Labels, String> {
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let body: Value = rt.block_on(async {
-            reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .expect("client")
-                .get(format!("http://127.0.0.1:{}/api/v1/query", self.port))
-                .query(&[("query", promql)])
-                .send()
-                .await
-                .expect("query")
-                .json()
-                .await
-                .expect("query result")
-        });
-        assert_eq!(body["status"], "success", "{promql}: {body}");
-        body["data"]["result"]
-            .as_array()
-            .cloned()
-            .unwrap_or_default()
-            .into_iter()
-            .map(|series| {
-                let labels = series["metric"]
-                    .as_object()
-                    .map(|m| {
-                        m.iter()
-                            .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                            .collect()
-                    })
-                    .unwrap_or_default();
-                let value = series["value"][1].as_str().unwrap_or("").to_string();
-                (labels, value)
-            })
-            .collect()
+        self.0.query(promql).into_iter().collect()
     }
 
     /// The exemplars of the series `promql` selects in the last hour: (series labels,
@@ -125,47 +49,20 @@ impl RemoteWriteServer {
             .duration_since(UNIX_EPOCH)
             .expect("clock after 1970")
             .as_secs();
-        let rt = tokio::runtime::Builder::new_current_thread()
-            .enable_all()
-            .build()
-            .expect("runtime");
-        let body: Value = rt.block_on(async {
-            reqwest::Client::builder()
-                .timeout(Duration::from_secs(5))
-                .build()
-                .expect("client")
-                .get(format!(
-                    "http://127.0.0.1:{}/api/v1/query_exemplars",
-                    self.port
-                ))
-                .query(&[
-                    ("query", promql.to_string()),
-                    ("start", (now - 3600).to_string()),
-                    ("end", (now + 60).to_string()),
-                ])
-                .send()
-                .await
-                .expect("query_exemplars")
-                .json()
-                .await
-                .expect("query_exemplars result")
-        });
-        assert_eq!(body["status"], "success", "{promql}: {body}");
-        let labels = |v: &Value| -> Labels {
-            v.as_object()
-                .map(|m| {
-                    m.iter()
-                        .map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string()))
-                        .collect()
-                })
-                .unwrap_or_default()
-        };
+        let body = self.0.api(
+            "/api/v1/query_exemplars",
+            &[
+                ("query", promql.to_string()),
+                ("start", (now - 3600).to_string()),
+                ("end", (now + 60).to_string()),
+            ],
+        );
         let mut out = Vec::new();
         for series in body["data"].as_array().cloned().unwrap_or_default() {
             for e in series["exemplars"].as_array().cloned().unwrap_or_default() {
                 out.push((
-                    labels(&series["seriesLabels"]),
-                    labels(&e["labels"]),
+                    labels_of(&series["seriesLabels"]),
+                    labels_of(&e["labels"]),
                     e["value"].as_str().unwrap_or("").to_string(),
                 ));
             }
@@ -190,13 +87,6 @@ impl RemoteWriteServer {
             );
             sleep(Duration::from_millis(200));
         }
-    }
-}
-
-impl Drop for RemoteWriteServer {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
     }
 }
 
