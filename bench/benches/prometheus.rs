@@ -6,9 +6,9 @@
 //! histograms with 10 buckets, summaries, escaped label values and help texts. Throughput
 //! is in samples (exposition lines) per second.
 //!
-//! The scrape loop's series building is private to the receiver, so `scrape/*` rebuilds it
-//! here through the public `parse`, `relabel::Labels` and `translate` APIs, step for step as
-//! the loop does it with no `metric_relabel_configs` and no limits.
+//! `scrape/*` runs the receiver's own series building (`samples::series_of`), staleness
+//! bookkeeping (`staleness::Previous`) and translation, as the loop does for a static target
+//! with no `metric_relabel_configs` and no limits.
 //!
 //! `cargo bench -p ferrotel-bench --bench prometheus` runs them all; append `-- GROUP/NAME`
 //! (for example `-- prometheus/parse`) to run some.
@@ -25,9 +25,9 @@ use ferrotel_bench::prom::{self, Exposition};
 use ferrotel_pipeline::pdata::ExportMetricsServiceRequest;
 use ferrotel_pipeline::Payload;
 use ferrotel_receivers::prometheus::parse::{self, Format, Metadata, MetricType};
-use ferrotel_receivers::prometheus::relabel::{self, Labels};
+use ferrotel_receivers::prometheus::samples::{series_of, SampleRules};
 use ferrotel_receivers::prometheus::staleness::Previous;
-use ferrotel_receivers::prometheus::translate::{OwnedExemplar, Series, Translator, REPORT_SERIES};
+use ferrotel_receivers::prometheus::translate::{Series, Translator, REPORT_SERIES};
 use prost::Message;
 
 #[cfg(not(target_env = "msvc"))]
@@ -65,74 +65,24 @@ fn target_labels() -> Vec<(String, String)> {
     ]
 }
 
-fn valid_metric_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b':')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
-}
-
-/// The target's labels added to a sample's, the target winning (`honor_labels: false`).
-fn merge_target_label(pairs: &mut Vec<(String, String)>, name: &str, value: &str) {
-    match pairs.iter().position(|(n, _)| n == name) {
-        None => pairs.push((name.to_string(), value.to_string())),
-        Some(i) => {
-            let exposed = std::mem::replace(&mut pairs[i].1, value.to_string());
-            if !exposed.is_empty() && exposed != value {
-                pairs.push((format!("exported_{name}"), exposed));
-            }
-        }
-    }
-}
-
-/// Parse, then one `Series` per sample with the target's labels, and the family metadata.
+/// Parse, then one `Series` per sample with the target's labels (the receiver's own
+/// series building, for a static target without relabeling or limits), and the family
+/// metadata.
 fn series(
     body: &[u8],
     format: Format,
     target: &[(String, String)],
     metadata: &mut HashMap<String, Metadata>,
 ) -> (Vec<Series>, usize) {
-    let exposition = parse::parse(body, format).unwrap();
-    for (name, m) in &exposition.metadata {
-        metadata.insert((*name).to_string(), m.clone());
-    }
-    let mut out = Vec::with_capacity(exposition.samples.len());
-    for sample in &exposition.samples {
-        let mut pairs: Vec<(String, String)> = Vec::with_capacity(sample.labels.len() + 4);
-        pairs.push(("__name__".to_string(), sample.name.to_string()));
-        for (n, v) in &sample.labels {
-            pairs.push(((*n).to_string(), v.to_string()));
-        }
-        for (n, v) in target {
-            merge_target_label(&mut pairs, n, v);
-        }
-        let labels = Labels::from_pairs(pairs);
-        let name = labels.get("__name__").map(str::to_string).unwrap();
-        assert!(
-            valid_metric_name(&name) && labels.iter().all(|(n, _)| relabel::is_valid_label_name(n))
-        );
-        let rest: Vec<(String, String)> = labels
-            .into_vec()
-            .into_iter()
-            .filter(|(n, _)| n != "__name__")
-            .collect();
-        out.push(Series {
-            name,
-            labels: rest,
-            value: sample.value,
-            timestamp_ms: sample.timestamp_ms.unwrap_or(SCRAPE_MS),
-            exemplar: sample.exemplar.as_ref().map(|e| OwnedExemplar {
-                labels: e
-                    .labels
-                    .iter()
-                    .map(|(n, v)| ((*n).to_string(), v.to_string()))
-                    .collect(),
-                value: e.value,
-                timestamp_ms: e.timestamp_ms,
-            }),
-        });
-    }
-    let scraped = exposition.samples.len();
-    (out, scraped)
+    let rules = SampleRules {
+        target_labels: target,
+        honor_labels: false,
+        honor_timestamps: true,
+        metric_rules: &[],
+        label_limit: 0,
+        sample_limit: 0,
+    };
+    series_of(body, format, &rules, SCRAPE_MS, metadata).unwrap()
 }
 
 /// The loop's staleness bookkeeping alone (the receiver's own `staleness::Previous`): this

@@ -7,6 +7,7 @@ pub mod discovery;
 pub mod kubernetes;
 pub mod parse;
 pub mod relabel;
+pub mod samples;
 mod scrape;
 pub mod staleness;
 pub mod translate;

@@ -156,14 +156,8 @@ impl From<Vec<(String, String)>> for Labels {
     }
 }
 
-/// Whether `name` is a Prometheus label name (`[a-zA-Z_][a-zA-Z0-9_]*`).
-pub fn is_valid_label_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    bytes
-        .next()
-        .is_some_and(|b| b.is_ascii_alphabetic() || b == b'_')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_')
-}
+/// `[a-zA-Z_][a-zA-Z0-9_]*`, as the exporters check it too.
+pub use ferrotel_pipeline::prometheus::is_valid_label_name;
 
 /// A relabeling action.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]

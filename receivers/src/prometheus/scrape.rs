@@ -30,10 +30,11 @@ use ferrotel_pipeline::telemetry::ReceiverMetrics;
 use super::config::{format_prom_duration, Job, TlsConfig};
 use super::discovery::FileSd;
 use super::kubernetes::KubernetesSd;
-use super::parse::{self, Format, Metadata, MetricType};
+use super::parse::{Format, Metadata, MetricType};
 use super::relabel::{self, Labels};
+use super::samples::{series_of, SampleRules};
 use super::staleness::Previous;
-use super::translate::{OwnedExemplar, Series, Translator, REPORT_SERIES, STALE_NAN};
+use super::translate::{Series, Translator, REPORT_SERIES, STALE_NAN};
 
 /// What Prometheus 2.42 asks for: OpenMetrics first, then the text format.
 const ACCEPT: &str = "application/openmetrics-text;version=1.0.0,application/openmetrics-text;version=0.0.1;q=0.75,text/plain;version=0.0.4;q=0.5,*/*;q=0.1";
@@ -502,15 +503,21 @@ async fn scrape_once(
     };
     let mut metadata: HashMap<String, Metadata> = HashMap::new();
     let (series, scraped, post_relabel, up) = match outcome.and_then(|(body, format)| {
-        samples(
-            job,
-            target,
-            sink,
-            &body,
-            format,
-            timestamp_ms,
-            &mut metadata,
-        )
+        let target_labels: Vec<(String, String)> = target
+            .public
+            .iter()
+            .chain(&sink.external_labels)
+            .cloned()
+            .collect();
+        let rules = SampleRules {
+            target_labels: &target_labels,
+            honor_labels: job.job.config.honor_labels,
+            honor_timestamps: job.job.honor_timestamps,
+            metric_rules: &job.metric_rules,
+            label_limit: job.job.label_limit,
+            sample_limit: job.job.sample_limit,
+        };
+        series_of(&body, format, &rules, timestamp_ms, &mut metadata)
     }) {
         Ok((series, scraped)) => {
             let n = series.len();
@@ -675,114 +682,6 @@ fn authorization(c: &super::config::ScrapeConfig) -> Result<Option<HeaderValue>,
         .map_err(|_| "credentials hold characters a header cannot carry".to_string())
 }
 
-/// The scrape's series: samples with the target's labels, relabeled, checked against the
-/// limits. Returns the series and the number of samples scraped.
-fn samples(
-    job: &JobRuntime,
-    target: &Target,
-    sink: &Sink,
-    body: &[u8],
-    format: Format,
-    scrape_ms: i64,
-    metadata: &mut HashMap<String, Metadata>,
-) -> Result<(Vec<Series>, usize), String> {
-    let exposition = parse::parse(body, format).map_err(|e| e.to_string())?;
-    for (name, m) in &exposition.metadata {
-        metadata.insert((*name).to_string(), m.clone());
-    }
-    let honor_labels = job.job.config.honor_labels;
-    let mut series = Vec::with_capacity(exposition.samples.len());
-    for sample in &exposition.samples {
-        let mut pairs: Vec<(String, String)> = Vec::with_capacity(sample.labels.len() + 4);
-        pairs.push(("__name__".to_string(), sample.name.to_string()));
-        for (n, v) in &sample.labels {
-            pairs.push(((*n).to_string(), v.to_string()));
-        }
-        for (n, v) in target.public.iter().chain(&sink.external_labels) {
-            merge_target_label(&mut pairs, n, v, honor_labels);
-        }
-        let mut labels = Labels::from_pairs(pairs);
-        if !job.metric_rules.is_empty()
-            && !relabel::relabel_in_place(&mut labels, &job.metric_rules)
-        {
-            continue;
-        }
-        let Some(name) = labels.get("__name__").map(str::to_string) else {
-            return Err("missing metric name (__name__ label)".to_string());
-        };
-        if !valid_metric_name(&name) || !labels.iter().all(|(n, _)| relabel::is_valid_label_name(n))
-        {
-            return Err(format!("invalid metric name or label names: {name:.50}"));
-        }
-        let rest: Vec<(String, String)> = labels
-            .into_vec()
-            .into_iter()
-            .filter(|(n, _)| n != "__name__")
-            .collect();
-        if job.job.label_limit > 0 && rest.len() as u64 + 1 > job.job.label_limit {
-            return Err(format!(
-                "label_limit exceeded (metric: {name:.50}, number of labels: {}, limit: {})",
-                rest.len() + 1,
-                job.job.label_limit
-            ));
-        }
-        let timestamp_ms = if job.job.honor_timestamps {
-            sample.timestamp_ms.unwrap_or(scrape_ms)
-        } else {
-            scrape_ms
-        };
-        series.push(Series {
-            name,
-            labels: rest,
-            value: sample.value,
-            timestamp_ms,
-            exemplar: sample.exemplar.as_ref().map(|e| OwnedExemplar {
-                labels: e
-                    .labels
-                    .iter()
-                    .map(|(n, v)| ((*n).to_string(), v.to_string()))
-                    .collect(),
-                value: e.value,
-                timestamp_ms: e.timestamp_ms,
-            }),
-        });
-    }
-    if job.job.sample_limit > 0 && series.len() as u64 > job.job.sample_limit {
-        return Err("sample limit exceeded".to_string());
-    }
-    Ok((series, exposition.samples.len()))
-}
-
-fn valid_metric_name(name: &str) -> bool {
-    let mut bytes = name.bytes();
-    matches!(bytes.next(), Some(b) if b.is_ascii_alphabetic() || b == b'_' || b == b':')
-        && bytes.all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b':')
-}
-
-/// Adds a target label to a sample's labels: with `honor_labels` the sample's own value
-/// wins; otherwise the target's does, and a conflicting exposed value is kept as
-/// `exported_<name>`.
-fn merge_target_label(pairs: &mut Vec<(String, String)>, name: &str, value: &str, honor: bool) {
-    match pairs.iter().position(|(n, _)| n == name) {
-        None => pairs.push((name.to_string(), value.to_string())),
-        Some(i) if honor => {
-            if pairs[i].1.is_empty() {
-                pairs[i].1 = value.to_string();
-            }
-        }
-        Some(i) => {
-            let exposed = std::mem::replace(&mut pairs[i].1, value.to_string());
-            if !exposed.is_empty() && exposed != value {
-                let mut renamed = format!("exported_{name}");
-                while pairs.iter().any(|(n, _)| *n == renamed) {
-                    renamed = format!("exported_{renamed}");
-                }
-                pairs.push((renamed, exposed));
-            }
-        }
-    }
-}
-
 /// Hands a scrape to the pipeline; a refusal loses that scrape (a pull receiver has no one
 /// to ask again), and is counted.
 async fn push(sink: &Sink, request: ExportMetricsServiceRequest) {
@@ -816,22 +715,6 @@ fn unix_ms() -> i64 {
 #[allow(clippy::unwrap_used)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn target_labels_win_unless_honored() {
-        let mut pairs = vec![("job".to_string(), "exposed".to_string())];
-        merge_target_label(&mut pairs, "job", "node", false);
-        assert_eq!(
-            pairs,
-            [
-                ("job".to_string(), "node".to_string()),
-                ("exported_job".to_string(), "exposed".to_string())
-            ]
-        );
-        let mut pairs = vec![("job".to_string(), "exposed".to_string())];
-        merge_target_label(&mut pairs, "job", "node", true);
-        assert_eq!(pairs, [("job".to_string(), "exposed".to_string())]);
-    }
 
     #[test]
     fn query_encoding() {
