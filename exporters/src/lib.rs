@@ -3,6 +3,7 @@
 pub mod debug;
 pub mod file;
 pub mod forward;
+mod http_client;
 pub mod kafka;
 pub mod otlp_grpc;
 pub mod otlp_http;

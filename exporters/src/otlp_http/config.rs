@@ -1,7 +1,6 @@
 //! `otlp_http` configuration: upstream's `confighttp.ClientConfig` fields, the per-signal
 //! URLs and `encoding`, plus the shared `sending_queue` and `retry_on_failure`.
 
-use http::Uri;
 use serde::de::IgnoredAny;
 use serde::Deserialize;
 
@@ -12,6 +11,8 @@ use ferrotel_pipeline::exporter::config::{
 };
 use ferrotel_pipeline::factory::Validate;
 use ferrotel_pipeline::pdata::Signal;
+
+use crate::http_client::{connection_settings, parse_url, validate_proxy_url, ConnectionSettings};
 
 /// How request bodies are encoded.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
@@ -125,24 +126,6 @@ impl Default for OtlpHttpConfig {
     }
 }
 
-/// Checks that `text` is an absolute `http://` or `https://` URL with a host.
-pub(crate) fn parse_url(text: &str) -> Result<Uri, String> {
-    let uri: Uri = text.parse().map_err(|e| format!("{e}"))?;
-    match uri.scheme_str() {
-        Some("http") | Some("https") => {}
-        Some(other) => {
-            return Err(format!(
-                "unsupported scheme \"{other}\" (use http or https)"
-            ))
-        }
-        None => return Err("no scheme (start it with http:// or https://)".to_string()),
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err("no host".to_string());
-    }
-    Ok(uri)
-}
-
 impl OtlpHttpConfig {
     fn signal_override(&self, signal: Signal) -> &str {
         match signal {
@@ -169,6 +152,10 @@ impl OtlpHttpConfig {
             "/"
         };
         Ok(format!("{}{sep}v1/{signal}", self.endpoint))
+    }
+
+    pub(crate) fn connection(&self) -> ConnectionSettings {
+        connection_settings!(self)
     }
 
     pub fn cookies_enabled(&self) -> bool {
@@ -199,13 +186,7 @@ impl Validate for OtlpHttpConfig {
                 parse_url(value).map_err(|e| format!("{name} must be a valid URL: {e}"))?;
             }
         }
-        if !self.proxy_url.is_empty() {
-            let proxy = parse_url(&self.proxy_url)
-                .map_err(|e| format!("proxy_url must be a valid URL: {e}"))?;
-            if proxy.scheme_str() != Some("http") {
-                return Err("proxy_url: only http:// proxies are supported".to_string());
-            }
-        }
+        validate_proxy_url(&self.proxy_url)?;
         if self.auth.is_some() {
             return Err(
                 "auth: authenticator extensions are not supported yet; set credentials in \"headers\""

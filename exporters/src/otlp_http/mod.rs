@@ -1,21 +1,18 @@
 //! The `otlp_http` exporter (deprecated alias `otlphttp`): OTLP over HTTP, protobuf or JSON,
 //! with the shared queue and retries. Each batch is encoded and compressed once.
 
-mod client;
 pub mod config;
+mod cookies;
 mod response;
 
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
-use http::header::{
-    CONTENT_ENCODING, CONTENT_TYPE, COOKIE, HOST, PROXY_AUTHORIZATION, RETRY_AFTER, USER_AGENT,
-};
+use bytes::Bytes;
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE, COOKIE, HOST, RETRY_AFTER, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
-use http_body_util::{BodyExt, Full};
-use tokio::sync::Semaphore;
+use http_body_util::Full;
 use tracing::debug;
 
 use ferrotel_pipeline::component::{
@@ -28,12 +25,10 @@ use ferrotel_pipeline::exporter::{ExportError, HelperSettings, QueuedExporter, S
 use ferrotel_pipeline::factory::{decode_config, ExporterFactory, Factory, Stability};
 use ferrotel_pipeline::pdata::{Payload, Signal};
 
-use client::{CookieJar, HttpClient, Proxies};
+use crate::http_client::{parse_url, PooledClient};
+use config::Encoding;
 pub use config::OtlpHttpConfig;
-use config::{parse_url, Encoding};
-
-/// Upstream reads at most this much of a response body.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024;
+use cookies::CookieJar;
 
 pub struct OtlpHttpExporterFactory;
 
@@ -90,12 +85,8 @@ struct HttpSender {
     config: OtlpHttpConfig,
     destinations: [Destination; 3],
     headers: HeaderMap,
-    proxies: Option<Arc<Proxies>>,
     cookies: Option<CookieJar>,
-    /// `max_conns_per_host`: requests in flight at once.
-    limit: Option<Semaphore>,
-    /// Built at start (it reads the TLS files); taken at shutdown.
-    client: Mutex<Option<HttpClient>>,
+    client: PooledClient,
 }
 
 fn signal_index(signal: Signal) -> usize {
@@ -115,29 +106,14 @@ impl HttpSender {
             Ok((uri, text))
         });
         let headers = request_headers(&config)?;
-        let proxies = Proxies::from_config(&config, id).map(Arc::new);
-        let limit = usize::try_from(config.max_conns_per_host)
-            .ok()
-            .filter(|n| *n > 0)
-            .map(|n| Semaphore::new(n.min(Semaphore::MAX_PERMITS)));
         Ok(HttpSender {
             id: id.to_string(),
             cookies: config.cookies_enabled().then(CookieJar::default),
+            client: PooledClient::new(id, config.connection()),
             config,
             destinations,
             headers,
-            proxies,
-            limit,
-            client: Mutex::new(None),
         })
-    }
-
-    fn client(&self) -> Result<HttpClient, ExportError> {
-        self.client
-            .lock()
-            .ok()
-            .and_then(|c| c.clone())
-            .ok_or_else(|| ExportError::retryable("the exporter is not running"))
     }
 
     fn build_request(
@@ -153,18 +129,6 @@ impl HttpSender {
         headers.extend(self.headers.clone());
         if let Some(cookie) = self.cookies.as_ref().and_then(|j| j.header(&request.url)) {
             headers.insert(COOKIE, cookie);
-        }
-        // A plain-http request through a proxy carries the proxy's credentials itself; an
-        // https one gave them in the CONNECT.
-        if request.url.scheme_str() == Some("http") {
-            if let Some(auth) = self
-                .proxies
-                .as_ref()
-                .and_then(|p| p.intercept(&request.url))
-                .and_then(|i| i.basic_auth().cloned())
-            {
-                headers.insert(PROXY_AUTHORIZATION, auth);
-            }
         }
         Ok(req)
     }
@@ -201,40 +165,6 @@ fn request_headers(config: &OtlpHttpConfig) -> Result<HeaderMap, ComponentError>
         }
     }
     Ok(headers)
-}
-
-/// The whole error chain, since hyper's own message ("client error (Connect)") says little.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        let part = e.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = e.source();
-    }
-    text
-}
-
-/// Reads up to `MAX_RESPONSE_BYTES` of a body; the rest is left unread.
-async fn read_limited(body: hyper::body::Incoming) -> Result<Bytes, String> {
-    let mut body = body;
-    let mut out = BytesMut::new();
-    while out.len() < MAX_RESPONSE_BYTES {
-        match body.frame().await {
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
-                    let room = MAX_RESPONSE_BYTES - out.len();
-                    out.extend_from_slice(&data[..data.len().min(room)]);
-                }
-            }
-            Some(Err(e)) => return Err(chain(&e)),
-            None => break,
-        }
-    }
-    Ok(out.freeze())
 }
 
 #[async_trait]
@@ -277,36 +207,23 @@ impl Sender for HttpSender {
     }
 
     async fn send(&self, request: &HttpRequest) -> Result<Sent, ExportError> {
-        let client = self.client()?;
-        let _permit = match &self.limit {
-            Some(limit) => Some(
-                limit
-                    .acquire()
-                    .await
-                    .map_err(|_| ExportError::retryable("the exporter is shutting down"))?,
-            ),
-            None => None,
-        };
-        let req = self.build_request(request)?;
-        let response = client.request(req).await.map_err(|e| {
-            ExportError::retryable(format!("failed to make an HTTP request: {}", chain(&e)))
-        })?;
-        let status = response.status();
+        let reply = self.client.send(self.build_request(request)?).await?;
+        let status = reply.status;
         if let Some(jar) = &self.cookies {
-            jar.store(&request.url, response.headers());
+            jar.store(&request.url, &reply.headers);
         }
         let media_type = response::media_type(
-            response
-                .headers()
+            reply
+                .headers
                 .get(CONTENT_TYPE)
                 .and_then(|v| v.to_str().ok()),
         );
-        let retry_after = response
-            .headers()
+        let retry_after = reply
+            .headers
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .map(str::to_string);
-        let body = read_limited(response.into_body()).await;
+        let body = reply.body;
         let code = status.as_u16();
         if status.is_success() {
             let body = body.map_err(|e| {
@@ -340,20 +257,10 @@ impl Sender for HttpSender {
     }
 
     async fn start(&self) -> Result<(), ComponentError> {
-        let client = client::build(&self.config, self.proxies.clone())
-            .map_err(|e| ComponentError::new(format!("{}: {e}", self.id)))?;
-        if let Ok(mut slot) = self.client.lock() {
-            *slot = Some(client);
-        }
-        Ok(())
+        self.client.start()
     }
 
     async fn shutdown(&self) {
-        if let Ok(mut slot) = self.client.lock() {
-            slot.take();
-        }
-        if let Some(limit) = &self.limit {
-            limit.close();
-        }
+        self.client.shutdown();
     }
 }

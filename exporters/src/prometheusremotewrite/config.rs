@@ -13,6 +13,8 @@ use ferrotel_pipeline::exporter::config::{
 use ferrotel_pipeline::factory::Validate;
 use ferrotel_pipeline::prometheus::label_name;
 
+use crate::http_client::{connection_settings, parse_url, validate_proxy_url, ConnectionSettings};
+
 /// `remote_write_queue`: upstream's own queue settings, applied to the shared sending queue.
 #[derive(Debug, Clone, PartialEq, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -108,6 +110,8 @@ pub struct RemoteWriteConfig {
     pub read_buffer_size: u64,
     /// Accepted; the HTTP stack sizes its own buffers.
     pub write_buffer_size: u64,
+    /// An `http://` proxy for every request; when empty, `HTTPS_PROXY`, `HTTP_PROXY` and
+    /// `NO_PROXY` apply, as in Go.
     pub proxy_url: String,
     pub wal: Option<IgnoredAny>,
     pub cookies: Option<IgnoredAny>,
@@ -159,24 +163,6 @@ impl Default for RemoteWriteConfig {
     }
 }
 
-/// Checks that `text` is an absolute `http://` or `https://` URL with a host.
-pub(crate) fn parse_url(text: &str) -> Result<http::Uri, String> {
-    let uri: http::Uri = text.parse().map_err(|e| format!("{e}"))?;
-    match uri.scheme_str() {
-        Some("http") | Some("https") => {}
-        Some(other) => {
-            return Err(format!(
-                "unsupported scheme \"{other}\" (use http or https)"
-            ))
-        }
-        None => return Err("no scheme (start it with http:// or https://)".to_string()),
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err("no host".to_string());
-    }
-    Ok(uri)
-}
-
 impl RemoteWriteConfig {
     /// `external_labels` with their names escaped like attribute keys, sorted by name.
     pub fn external_label_pairs(&self) -> Result<Vec<(String, String)>, String> {
@@ -199,6 +185,10 @@ impl RemoteWriteConfig {
             ));
         }
         Ok(pairs)
+    }
+
+    pub(crate) fn connection(&self) -> ConnectionSettings {
+        connection_settings!(self)
     }
 
     /// How many requests of one batch go out at once.
@@ -241,9 +231,7 @@ impl Validate for RemoteWriteConfig {
         if self.max_batch_size_bytes == 0 {
             return Err("max_batch_size_bytes must be positive".to_string());
         }
-        if !self.proxy_url.is_empty() {
-            return Err("proxy_url: proxies are not supported by this exporter yet".to_string());
-        }
+        validate_proxy_url(&self.proxy_url)?;
         if self.wal.is_some() {
             return Err(
                 "wal: the write-ahead log is not supported yet (data waits in the in-memory queue)"
@@ -372,7 +360,7 @@ write_buffer_size: 1024
             ),
             ("endpoint: http://x/\nmax_batch_size_bytes: 0", "max_batch_size_bytes"),
             ("endpoint: http://x/\nwal: {directory: /tmp}", "wal"),
-            ("endpoint: http://x/\nproxy_url: http://p:3128", "proxy_url"),
+            ("endpoint: http://x/\nproxy_url: https://p:3128", "only http:// proxies"),
             ("endpoint: http://x/\nsending_queue: {}", "unknown field"),
         ];
         for (yaml, want) in cases {

@@ -5,7 +5,6 @@
 //! only the requests not yet taken.
 
 mod batch;
-mod client;
 pub mod config;
 mod convert;
 mod proto;
@@ -15,12 +14,11 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use async_trait::async_trait;
-use bytes::{Bytes, BytesMut};
+use bytes::Bytes;
 use futures::StreamExt;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
-use http_body_util::{BodyExt, Full};
-use tokio::sync::Semaphore;
+use http_body_util::Full;
 use tracing::{debug, warn};
 
 use ferrotel_pipeline::component::{
@@ -33,8 +31,7 @@ use ferrotel_pipeline::factory::{decode_config, ExporterFactory, Factory, Stabil
 use ferrotel_pipeline::pdata::{Payload, Signal};
 use ferrotel_pipeline::prometheus::MetricNamer;
 
-use client::HttpClient;
-use config::parse_url;
+use crate::http_client::{parse_url, PooledClient};
 pub use config::RemoteWriteConfig;
 use convert::Settings;
 
@@ -44,8 +41,6 @@ const PROTOCOL_VERSION: &str = "0.1.0";
 const PROTOBUF: &str = "application/x-protobuf";
 /// The part of an error body quoted in the error, as upstream quotes it.
 const ERROR_BODY_BYTES: usize = 256;
-/// Read (and dropped) from an error body so the connection can be reused.
-const MAX_RESPONSE_BYTES: usize = 64 * 1024;
 
 pub struct PrometheusRemoteWriteExporterFactory;
 
@@ -120,11 +115,7 @@ struct RemoteWriteSender {
     concurrency: usize,
     timeout: Duration,
     headers: HeaderMap,
-    /// `max_conns_per_host`: requests in flight at once.
-    limit: Option<Semaphore>,
-    config: RemoteWriteConfig,
-    /// Built at start (it reads the TLS files); taken at shutdown.
-    client: Mutex<Option<HttpClient>>,
+    client: PooledClient,
 }
 
 /// Whether a configured header is one the protocol sets.
@@ -173,48 +164,12 @@ fn request_headers(id: &str, config: &RemoteWriteConfig) -> Result<HeaderMap, Co
     Ok(headers)
 }
 
-/// The whole error chain, since hyper's own message ("client error (Connect)") says little.
-fn chain(err: &(dyn std::error::Error + 'static)) -> String {
-    let mut text = err.to_string();
-    let mut source = err.source();
-    while let Some(e) = source {
-        let part = e.to_string();
-        if !text.contains(&part) {
-            text.push_str(": ");
-            text.push_str(&part);
-        }
-        source = e.source();
-    }
-    text
-}
-
-/// Reads up to `MAX_RESPONSE_BYTES` of a body; the rest is left unread.
-async fn read_limited(mut body: hyper::body::Incoming) -> Bytes {
-    let mut out = BytesMut::new();
-    while out.len() < MAX_RESPONSE_BYTES {
-        match body.frame().await {
-            Some(Ok(frame)) => {
-                if let Ok(data) = frame.into_data() {
-                    let room = MAX_RESPONSE_BYTES - out.len();
-                    out.extend_from_slice(&data[..data.len().min(room)]);
-                }
-            }
-            _ => break,
-        }
-    }
-    out.freeze()
-}
-
 impl RemoteWriteSender {
     fn new(id: &str, config: RemoteWriteConfig) -> Result<Self, ComponentError> {
         let url = parse_url(&config.endpoint)
             .map_err(|e| ComponentError::new(format!("endpoint must be a valid URL: {e}")))?;
         let external_labels = config.external_label_pairs().map_err(ComponentError::new)?;
         let headers = request_headers(id, &config)?;
-        let limit = usize::try_from(config.max_conns_per_host)
-            .ok()
-            .filter(|n| *n > 0)
-            .map(|n| Semaphore::new(n.min(Semaphore::MAX_PERMITS)));
         let conversion = &config.resource_to_telemetry_conversion;
         Ok(RemoteWriteSender {
             id: id.to_string(),
@@ -232,18 +187,8 @@ impl RemoteWriteSender {
             concurrency: config.concurrency(),
             timeout: config.timeout.get(),
             headers,
-            limit,
-            client: Mutex::new(None),
-            config,
+            client: PooledClient::new(id, config.connection()),
         })
-    }
-
-    fn client(&self) -> Result<HttpClient, ExportError> {
-        self.client
-            .lock()
-            .ok()
-            .and_then(|c| c.clone())
-            .ok_or_else(|| ExportError::retryable("the exporter is not running"))
     }
 
     /// One HTTP request, bounded by `timeout`.
@@ -262,38 +207,24 @@ impl RemoteWriteSender {
     }
 
     async fn post_once(&self, body: &Bytes) -> Result<(), ExportError> {
-        let client = self.client()?;
-        let _permit = match &self.limit {
-            Some(limit) => Some(
-                limit
-                    .acquire()
-                    .await
-                    .map_err(|_| ExportError::retryable("the exporter is shutting down"))?,
-            ),
-            None => None,
-        };
         let mut request = http::Request::builder()
             .method(Method::POST)
             .uri(self.url.clone())
             .body(Full::new(body.clone()))
             .map_err(|e| ExportError::permanent(format!("invalid request: {e}")))?;
         request.headers_mut().extend(self.headers.clone());
-        let response = client.request(request).await.map_err(|e| {
-            ExportError::retryable(format!("failed to make an HTTP request: {}", chain(&e)))
-        })?;
-        let status = response.status();
+        let reply = self.client.send(request).await?;
+        let status = reply.status;
         if status.is_success() {
-            // Drained so the connection goes back to the pool.
-            read_limited(response.into_body()).await;
             return Ok(());
         }
-        let retry_after = response
-            .headers()
+        let retry_after = reply
+            .headers
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| v.trim().parse::<u64>().ok())
             .map(Duration::from_secs);
-        let body = read_limited(response.into_body()).await;
+        let body = reply.body.unwrap_or_default();
         let quoted = String::from_utf8_lossy(&body[..body.len().min(ERROR_BODY_BYTES)]);
         let message = format!(
             "remote write returned HTTP status {status}: {}",
@@ -456,21 +387,11 @@ impl Sender for RemoteWriteSender {
     }
 
     async fn start(&self) -> Result<(), ComponentError> {
-        let client = client::build(&self.config)
-            .map_err(|e| ComponentError::new(format!("{}: {e}", self.id)))?;
-        if let Ok(mut slot) = self.client.lock() {
-            *slot = Some(client);
-        }
-        Ok(())
+        self.client.start()
     }
 
     async fn shutdown(&self) {
-        if let Ok(mut slot) = self.client.lock() {
-            slot.take();
-        }
-        if let Some(limit) = &self.limit {
-            limit.close();
-        }
+        self.client.shutdown();
     }
 }
 

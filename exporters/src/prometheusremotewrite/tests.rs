@@ -3,6 +3,7 @@
 use std::collections::{BTreeMap, VecDeque};
 use std::sync::{Arc, Mutex};
 
+use http_body_util::BodyExt;
 use prost::Message;
 use tokio_util::sync::CancellationToken;
 
@@ -873,6 +874,27 @@ async fn sends_the_protocol_headers_and_the_converted_series() {
     let names: Vec<String> = request.timeseries.iter().map(|t| text(&t.labels)).collect();
     assert_eq!(names, vec![set("gauge_0", &[]), set("gauge_1", &[]),]);
     assert_eq!(request.timeseries[1].samples, one(1.0));
+}
+
+#[tokio::test]
+async fn plain_requests_go_through_proxy_url() {
+    // The "proxy" is the endpoint itself: it gets the request meant for another host.
+    let endpoint = Endpoint::start(vec![]).await;
+    let proxy = endpoint.url.trim_end_matches("/api/v1/write").to_string();
+    let yaml = format!("endpoint: http://backend.invalid:9090/api/v1/write\nproxy_url: {proxy}");
+    let value = Value::from_yaml_str(&yaml).unwrap();
+    let config: RemoteWriteConfig = ferrotel_pipeline::config::decode::decode(&value).unwrap();
+    ferrotel_pipeline::factory::Validate::validate(&config).unwrap();
+    let s = RemoteWriteSender::new("prometheusremotewrite", config).unwrap();
+    s.start().await.unwrap();
+    let batch = s.prepare(&payload(gauges(1))).unwrap();
+    assert_eq!(s.send(&batch).await.unwrap(), Sent::default());
+    let requests = endpoint.requests();
+    assert_eq!(requests.len(), 1);
+    assert_eq!(
+        requests[0].0.get("host").and_then(|v| v.to_str().ok()),
+        Some("backend.invalid:9090")
+    );
 }
 
 #[tokio::test]
