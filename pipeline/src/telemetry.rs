@@ -375,6 +375,42 @@ impl KafkaReceiverFamilies {
     }
 }
 
+/// The `prometheusremotewrite` exporter's own metrics (upstream's
+/// `otelcol_exporter_prometheusremotewrite_*`), resolved for one exporter.
+#[derive(Clone)]
+pub struct RemoteWriteMetrics {
+    /// Batches of which some metrics could not be translated.
+    pub failed_translations: IntCounter,
+    /// Prometheus series translated from OTLP metrics.
+    pub translated_time_series: IntCounter,
+}
+
+/// The families behind [`RemoteWriteMetrics`].
+struct RemoteWriteFamilies {
+    failed_translations: IntCounterVec,
+    translated_time_series: IntCounterVec,
+}
+
+impl RemoteWriteFamilies {
+    fn new(r: &Registry, naming: Naming) -> prometheus::Result<Self> {
+        let counter = |base: &str, help: &str| {
+            let c = IntCounterVec::new(Opts::new(naming.counter(base, None), help), &["exporter"])?;
+            r.register(Box::new(c.clone()))?;
+            Ok::<_, prometheus::Error>(c)
+        };
+        Ok(RemoteWriteFamilies {
+            failed_translations: counter(
+                "otelcol_exporter_prometheusremotewrite_failed_translations",
+                "Number of translation operations that failed to translate metrics from Otel to Prometheus",
+            )?,
+            translated_time_series: counter(
+                "otelcol_exporter_prometheusremotewrite_translated_time_series",
+                "Number of Prometheus time series that were translated from OTel metrics",
+            )?,
+        })
+    }
+}
+
 /// The agent's own metrics registry.
 pub struct Telemetry {
     registry: Registry,
@@ -387,6 +423,7 @@ pub struct Telemetry {
     processor_outgoing: IntCounterVec,
     processors: ProcessorFamilies,
     kafka_receiver: KafkaReceiverFamilies,
+    remote_write: RemoteWriteFamilies,
     /// The `detailed` metrics level: metrics upstream only records there are recorded too.
     detailed: AtomicBool,
     pub naming: Naming,
@@ -495,6 +532,7 @@ impl Telemetry {
         )?;
         let processors = ProcessorFamilies::new(r, naming)?;
         let kafka_receiver = KafkaReceiverFamilies::new(r, naming)?;
+        let remote_write = RemoteWriteFamilies::new(r, naming)?;
         let started = Instant::now();
         registry.register(Box::new(ProcessCollector::new(naming, started)))?;
         let build = IntGaugeVec::new(
@@ -517,6 +555,7 @@ impl Telemetry {
             processor_outgoing,
             processors,
             kafka_receiver,
+            remote_write,
             detailed: AtomicBool::new(false),
             naming,
             started,
@@ -612,6 +651,14 @@ impl Telemetry {
             current_offset: f.current_offset.clone(),
             partition_start: f.partition_start.with_label_values(&[receiver]),
             partition_close: f.partition_close.with_label_values(&[receiver]),
+        }
+    }
+
+    pub fn remote_write(&self, exporter: &str) -> RemoteWriteMetrics {
+        let f = &self.remote_write;
+        RemoteWriteMetrics {
+            failed_translations: f.failed_translations.with_label_values(&[exporter]),
+            translated_time_series: f.translated_time_series.with_label_values(&[exporter]),
         }
     }
 

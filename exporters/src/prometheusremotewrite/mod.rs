@@ -30,6 +30,7 @@ use ferrotel_pipeline::exporter::{ExportError, HelperSettings, QueuedExporter, S
 use ferrotel_pipeline::factory::{decode_config, ExporterFactory, Factory, Stability};
 use ferrotel_pipeline::pdata::{Payload, Signal};
 use ferrotel_pipeline::prometheus::MetricNamer;
+use ferrotel_pipeline::telemetry::RemoteWriteMetrics;
 
 use crate::http_client::{parse_url, PooledClient};
 pub use config::RemoteWriteConfig;
@@ -73,7 +74,8 @@ impl ExporterFactory for PrometheusRemoteWriteExporterFactory {
             retry: config.retry_on_failure.clone(),
             queue: config.sending_queue(),
         };
-        let sender = RemoteWriteSender::new(&id, config)?;
+        let metrics = settings.telemetry.remote_write(&id);
+        let sender = RemoteWriteSender::new(&id, config, metrics)?;
         Ok(QueuedExporter::build(
             &id,
             &settings.telemetry,
@@ -116,6 +118,7 @@ struct RemoteWriteSender {
     timeout: Duration,
     headers: HeaderMap,
     client: PooledClient,
+    metrics: RemoteWriteMetrics,
 }
 
 /// Whether a configured header is one the protocol sets.
@@ -165,7 +168,11 @@ fn request_headers(id: &str, config: &RemoteWriteConfig) -> Result<HeaderMap, Co
 }
 
 impl RemoteWriteSender {
-    fn new(id: &str, config: RemoteWriteConfig) -> Result<Self, ComponentError> {
+    fn new(
+        id: &str,
+        config: RemoteWriteConfig,
+        metrics: RemoteWriteMetrics,
+    ) -> Result<Self, ComponentError> {
         let url = parse_url(&config.endpoint)
             .map_err(|e| ComponentError::new(format!("endpoint must be a valid URL: {e}")))?;
         let external_labels = config.external_label_pairs().map_err(ComponentError::new)?;
@@ -188,6 +195,7 @@ impl RemoteWriteSender {
             timeout: config.timeout.get(),
             headers,
             client: PooledClient::new(id, config.connection()),
+            metrics,
         })
     }
 
@@ -277,6 +285,12 @@ impl Sender for RemoteWriteSender {
             )));
         };
         let conversion = convert::convert(&metrics.0.resource_metrics, &self.settings);
+        self.metrics
+            .translated_time_series
+            .inc_by(conversion.series.len() as u64);
+        if conversion.dropped_points > 0 {
+            self.metrics.failed_translations.inc();
+        }
         let mut drop_message = conversion.drop_message();
         let mut dropped_points = conversion.dropped_points;
         let plan = batch::plan(conversion.series, self.max_bytes);

@@ -21,6 +21,7 @@ use super::batch::{encode, plan};
 use super::convert::{convert, decimal, Conversion, Converted, STALE_NAN_BITS};
 use super::proto::{Exemplar, Label, Sample, TimeSeries, WriteRequest};
 use super::*;
+use ferrotel_pipeline::telemetry::Telemetry;
 
 const T: u64 = 1_700_000_000_123_456_789;
 const T_MS: i64 = 1_700_000_000_123;
@@ -821,7 +822,12 @@ async fn sender(endpoint: &Endpoint, extra: &str) -> RemoteWriteSender {
     let value = Value::from_yaml_str(&yaml).unwrap();
     let config: RemoteWriteConfig = ferrotel_pipeline::config::decode::decode(&value).unwrap();
     ferrotel_pipeline::factory::Validate::validate(&config).unwrap();
-    let sender = RemoteWriteSender::new("prometheusremotewrite", config).unwrap();
+    let sender = RemoteWriteSender::new(
+        "prometheusremotewrite",
+        config,
+        Telemetry::for_tests().remote_write("prometheusremotewrite"),
+    )
+    .unwrap();
     sender.start().await.unwrap();
     sender
 }
@@ -885,7 +891,12 @@ async fn plain_requests_go_through_proxy_url() {
     let value = Value::from_yaml_str(&yaml).unwrap();
     let config: RemoteWriteConfig = ferrotel_pipeline::config::decode::decode(&value).unwrap();
     ferrotel_pipeline::factory::Validate::validate(&config).unwrap();
-    let s = RemoteWriteSender::new("prometheusremotewrite", config).unwrap();
+    let s = RemoteWriteSender::new(
+        "prometheusremotewrite",
+        config,
+        Telemetry::for_tests().remote_write("prometheusremotewrite"),
+    )
+    .unwrap();
     s.start().await.unwrap();
     let batch = s.prepare(&payload(gauges(1))).unwrap();
     assert_eq!(s.send(&batch).await.unwrap(), Sent::default());
@@ -1021,6 +1032,9 @@ async fn refused_requests_and_dropped_points_are_counted() {
     assert!(batch.parts.is_empty());
     assert_eq!(s.send(&batch).await.unwrap().rejected_items, 1);
     assert_eq!(endpoint.requests().len(), before);
+    // Upstream's own metrics: series translated, and batches with something untranslatable.
+    assert_eq!(s.metrics.translated_time_series.get(), 4);
+    assert_eq!(s.metrics.failed_translations.get(), 2);
 }
 
 #[tokio::test]
