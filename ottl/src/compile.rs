@@ -68,17 +68,17 @@ fn borrow<'a>(v: &'a Value<'static>) -> Value<'a> {
     }
 }
 
-pub(crate) fn resolve_keys(
-    keys: &[CompiledKey],
+pub(crate) fn resolve_keys<'k>(
+    keys: &'k [CompiledKey],
     ctx: &TransformContext,
-) -> Result<Vec<KeyValueRef>, EvalError> {
+) -> Result<Vec<KeyValueRef<'k>>, EvalError> {
     keys.iter()
         .map(|k| {
             Ok(match k {
-                CompiledKey::Str(s) => KeyValueRef::Str(s.clone()),
+                CompiledKey::Str(s) => KeyValueRef::Str(Cow::Borrowed(s)),
                 CompiledKey::Int(i) => KeyValueRef::Int(*i),
                 CompiledKey::Dyn(g) => match g.get(ctx)? {
-                    Value::Str(s) => KeyValueRef::Str(s.into_owned()),
+                    Value::Str(s) => KeyValueRef::Str(Cow::Owned(s.into_owned())),
                     Value::Int(i) => KeyValueRef::Int(i),
                     other => {
                         return Err(EvalError(format!(
@@ -99,10 +99,10 @@ fn apply_keys<'a>(
 ) -> Result<Value<'a>, EvalError> {
     for k in keys {
         let key = match k {
-            CompiledKey::Str(s) => KeyValueRef::Str(s.clone()),
+            CompiledKey::Str(s) => KeyValueRef::Str(Cow::Borrowed(s)),
             CompiledKey::Int(i) => KeyValueRef::Int(*i),
             CompiledKey::Dyn(g) => match g.get(ctx)? {
-                Value::Str(s) => KeyValueRef::Str(s.into_owned()),
+                Value::Str(s) => KeyValueRef::Str(Cow::Owned(s.into_owned())),
                 Value::Int(i) => KeyValueRef::Int(i),
                 other => {
                     return Err(EvalError(format!(
@@ -135,7 +135,7 @@ impl Getter {
                     return Ok(state
                         .split(',')
                         .filter_map(|e| e.trim().split_once('='))
-                        .find(|(name, _)| name == k)
+                        .find(|(name, _)| *name == k.as_ref())
                         .map_or(Value::Nil, |(_, v)| Value::Str(Cow::Owned(v.to_string()))));
                 }
                 apply_keys(v, &p.keys, ctx)

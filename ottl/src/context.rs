@@ -302,8 +302,8 @@ pub struct TransformContext<'a> {
 
 /// A key resolved for one evaluation.
 #[derive(Debug, Clone)]
-pub enum KeyValueRef {
-    Str(String),
+pub enum KeyValueRef<'k> {
+    Str(Cow<'k, str>),
     Int(i64),
 }
 

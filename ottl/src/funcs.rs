@@ -268,9 +268,9 @@ impl Replacement {
         }
     }
 
-    fn template(&self, ctx: &TransformContext) -> Result<String, EvalError> {
+    fn template<'a>(&'a self, ctx: &'a TransformContext) -> Result<Cow<'a, str>, EvalError> {
         match self.text.get(ctx)? {
-            Value::Str(s) => Ok(s.into_owned()),
+            Value::Str(s) => Ok(s),
             other => Err(EvalError(format!(
                 "the replacement must be a string, got {}",
                 other.type_name()
@@ -809,12 +809,14 @@ impl Editor {
                 pattern,
                 replacement,
             } => {
-                let current = match get_path(ctx, target)? {
-                    Value::Str(s) => s.into_owned(),
-                    _ => return Ok(()),
+                let new = match get_path(ctx, target)? {
+                    Value::Str(current) => {
+                        let template = replacement.template(ctx)?;
+                        replacement.regex_replace(pattern, &current, &template)
+                    }
+                    _ => None,
                 };
-                let template = replacement.template(ctx)?;
-                if let Some(new) = replacement.regex_replace(pattern, &current, &template) {
+                if let Some(new) = new {
                     set_path(ctx, target, Value::Str(Cow::Owned(new)))?;
                 }
                 Ok(())
@@ -825,7 +827,7 @@ impl Editor {
                 pattern,
                 replacement,
             } => {
-                let template = replacement.template(ctx)?;
+                let template = replacement.template(ctx)?.into_owned();
                 let map = map_mut(ctx, target)?;
                 for kv in map.iter_mut() {
                     if *keys {
@@ -853,7 +855,7 @@ impl Editor {
                     _ => false,
                 };
                 if matched {
-                    let new = replacement.finish(replacement.template(ctx)?);
+                    let new = replacement.finish(replacement.template(ctx)?.into_owned());
                     set_path(ctx, target, Value::Str(Cow::Owned(new)))?;
                 }
                 Ok(())
@@ -863,7 +865,7 @@ impl Editor {
                 pattern,
                 replacement,
             } => {
-                let new = replacement.finish(replacement.template(ctx)?);
+                let new = replacement.finish(replacement.template(ctx)?.into_owned());
                 for kv in map_mut(ctx, target)?.iter_mut() {
                     if let Some(AnyValue {
                         value: Some(any_value::Value::StringValue(s)),

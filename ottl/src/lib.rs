@@ -10,9 +10,11 @@ pub mod ast;
 pub mod compile;
 pub mod context;
 pub mod funcs;
+pub mod groups;
 pub mod parser;
 pub mod time;
 pub mod value;
+pub mod walk;
 
 use std::fmt;
 

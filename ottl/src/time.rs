@@ -95,51 +95,18 @@ fn trim_frac(f: f64) -> String {
 
 /// Go's `time.ParseDuration`: e.g. `1h30m`, `-1.5s`, `300ms`, `2us`.
 pub fn parse_duration(text: &str) -> Result<i64, EvalError> {
-    let bad = || EvalError(format!("time: invalid duration \"{text}\""));
-    let mut s = text;
-    let mut neg = false;
-    if let Some(rest) = s.strip_prefix('-') {
-        neg = true;
-        s = rest;
-    } else if let Some(rest) = s.strip_prefix('+') {
-        s = rest;
+    let (negative, magnitude) = match text.strip_prefix('-') {
+        Some(rest) => (true, rest),
+        None => (false, text),
+    };
+    if magnitude.starts_with(['-', '+']) && negative {
+        return Err(EvalError(format!("time: invalid duration \"{text}\"")));
     }
-    if s == "0" {
-        return Ok(0);
-    }
-    if s.is_empty() {
-        return Err(bad());
-    }
-    let mut total: f64 = 0.0;
-    while !s.is_empty() {
-        let num_end = s
-            .find(|c: char| !(c.is_ascii_digit() || c == '.'))
-            .ok_or_else(bad)?;
-        if num_end == 0 {
-            return Err(bad());
-        }
-        let n: f64 = s[..num_end].parse().map_err(|_| bad())?;
-        s = &s[num_end..];
-        let unit_end = s
-            .find(|c: char| c.is_ascii_digit() || c == '.')
-            .unwrap_or(s.len());
-        let unit = match &s[..unit_end] {
-            "ns" => 1.0,
-            "us" | "µs" | "μs" => 1e3,
-            "ms" => 1e6,
-            "s" => 1e9,
-            "m" => 60e9,
-            "h" => 3600e9,
-            _ => return Err(bad()),
-        };
-        total += n * unit;
-        s = &s[unit_end..];
-    }
-    if total > i64::MAX as f64 {
-        return Err(bad());
-    }
-    let v = total.round() as i64;
-    Ok(if neg { -v } else { v })
+    let d = ferrotel_pipeline::config::types::parse_go_duration(magnitude)
+        .map_err(|e| EvalError(format!("time: {e}")))?;
+    let nanos = i64::try_from(d.as_nanos())
+        .map_err(|_| EvalError(format!("time: invalid duration \"{text}\": too large")))?;
+    Ok(if negative { -nanos } else { nanos })
 }
 
 /// A fixed UTC offset in seconds for a `location`: `UTC`, `Z` or `±hh:mm`.

@@ -1,11 +1,13 @@
 //! ferrotel's core: telemetry data, configuration, component traits, the pipeline graph and
 //! the agent's own telemetry. Every receiver, processor, exporter and extension builds on it.
 
+pub mod attraction;
 pub mod component;
 pub mod compression;
 pub mod config;
 pub mod exporter;
 pub mod factory;
+pub mod filterset;
 pub mod kafka;
 pub mod logging;
 pub mod net;

@@ -411,6 +411,35 @@ impl RemoteWriteFamilies {
     }
 }
 
+/// The `filter` processor's counts of what it dropped (upstream's
+/// `otelcol_processor_filter_{spans,datapoints,logs}.filtered`, with the dot written `_` as
+/// the Prometheus text format requires), labelled `filter` with the processor's id.
+struct FilterFamilies([IntCounterVec; 3]);
+
+impl FilterFamilies {
+    fn new(r: &Registry, naming: Naming) -> prometheus::Result<Self> {
+        let counter = |base: &str, help: &str| {
+            let c = IntCounterVec::new(Opts::new(naming.counter(base, None), help), &["filter"])?;
+            r.register(Box::new(c.clone()))?;
+            Ok::<_, prometheus::Error>(c)
+        };
+        Ok(FilterFamilies([
+            counter(
+                "otelcol_processor_filter_spans_filtered",
+                "Number of spans dropped by the filter processor",
+            )?,
+            counter(
+                "otelcol_processor_filter_datapoints_filtered",
+                "Number of metric data points dropped by the filter processor",
+            )?,
+            counter(
+                "otelcol_processor_filter_logs_filtered",
+                "Number of logs dropped by the filter processor",
+            )?,
+        ]))
+    }
+}
+
 /// The agent's own metrics registry.
 pub struct Telemetry {
     registry: Registry,
@@ -424,6 +453,7 @@ pub struct Telemetry {
     processors: ProcessorFamilies,
     kafka_receiver: KafkaReceiverFamilies,
     remote_write: RemoteWriteFamilies,
+    filter: FilterFamilies,
     /// The `detailed` metrics level: metrics upstream only records there are recorded too.
     detailed: AtomicBool,
     pub naming: Naming,
@@ -533,6 +563,7 @@ impl Telemetry {
         let processors = ProcessorFamilies::new(r, naming)?;
         let kafka_receiver = KafkaReceiverFamilies::new(r, naming)?;
         let remote_write = RemoteWriteFamilies::new(r, naming)?;
+        let filter = FilterFamilies::new(r, naming)?;
         let started = Instant::now();
         registry.register(Box::new(ProcessCollector::new(naming, started)))?;
         let build = IntGaugeVec::new(
@@ -556,6 +587,7 @@ impl Telemetry {
             processors,
             kafka_receiver,
             remote_write,
+            filter,
             detailed: AtomicBool::new(false),
             naming,
             started,
@@ -660,6 +692,16 @@ impl Telemetry {
             failed_translations: f.failed_translations.with_label_values(&[exporter]),
             translated_time_series: f.translated_time_series.with_label_values(&[exporter]),
         }
+    }
+
+    /// The `filter` processor's counter of dropped items for one signal.
+    pub fn filter_processor(&self, processor: &str, signal: Signal) -> IntCounter {
+        let i = match signal {
+            Signal::Traces => 0,
+            Signal::Metrics => 1,
+            Signal::Logs => 2,
+        };
+        self.filter.0[i].with_label_values(&[processor])
     }
 
     /// The Prometheus text exposition of every metric.

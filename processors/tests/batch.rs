@@ -775,7 +775,10 @@ fn register_adds_both_processors() {
     let mut registry = Registry::default();
     ferrotel_processors::register(&mut registry);
     let names: Vec<&str> = registry.processors.keys().map(String::as_str).collect();
-    assert_eq!(names, vec!["batch", "memory_limiter"]);
+    // Other processors register here too; each one's own tests check its entry.
+    for name in ["batch", "memory_limiter", "servicename"] {
+        assert!(names.contains(&name), "{name} missing from {names:?}");
+    }
     let batch = &registry.processors["batch"].factory;
     for signal in Signal::ALL {
         assert!(batch.stability(signal).is_some());

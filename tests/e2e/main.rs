@@ -14,6 +14,7 @@ mod otlp_json;
 mod otlp_proto;
 mod otlp_sink;
 mod own_metrics;
+mod processors;
 mod prometheus_exporter;
 mod prometheus_receiver;
 mod prometheus_remote_write;

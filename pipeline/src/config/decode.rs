@@ -83,6 +83,12 @@ fn tidy_message(message: &str) -> String {
     message.replace('`', "\"")
 }
 
+/// The newtype name through which a field of no fixed type (upstream's `any`, such as an
+/// attribute `value`) asks for its value as YAML typed it, even when it came whole from one
+/// `${...}` reference: the Collector gives such fields the typed reading (`${env:PORT}` with
+/// `8080` is an int, an empty expansion is null), and only string fields the text.
+pub const TYPED_ANY: &str = "$ferrotel::TypedAny";
+
 /// serde's error type for this deserializer.
 #[derive(Debug, Clone)]
 pub struct Error(pub String);
@@ -247,9 +253,14 @@ impl<'de, 'a> de::Deserializer<'de> for ValueDeserializer<'a> {
 
     fn deserialize_newtype_struct<V: Visitor<'de>>(
         self,
-        _name: &'static str,
+        name: &'static str,
         visitor: V,
     ) -> Result<V::Value, Error> {
+        if name == TYPED_ANY {
+            return visitor.visit_newtype_struct(ValueDeserializer {
+                value: self.value.typed(),
+            });
+        }
         visitor.visit_newtype_struct(self)
     }
 

@@ -1,10 +1,12 @@
-//! Value types that configs share: Go-style durations and byte sizes.
+//! Value types that configs share: Go-style durations and byte sizes, and values of any type.
 
 use std::fmt;
 use std::time::Duration;
 
 use serde::de::{self, Deserializer, Visitor};
 use serde::Deserialize;
+
+use crate::pdata::common::{any_value, AnyValue, ArrayValue, KeyValue, KeyValueList};
 
 /// A duration written as Go writes them (`200ms`, `5s`, `1m30s`, `1.5h`); a bare integer is
 /// nanoseconds, as a Go `time.Duration` field reads it.
@@ -139,6 +141,97 @@ fn trim_float(v: f64) -> String {
     s.to_string()
 }
 
+/// A config value of no fixed type (upstream's `any`, such as an attribute `value`), as the
+/// OTLP value it stands for: strings, ints, floats and bools as themselves, lists as arrays,
+/// maps as key-value lists in the order written, and a null inside a list or map as an empty
+/// value. A field that is one whole `${...}` reference takes the typed reading of the text, as
+/// the Collector's decoder does for `any` fields (see [`super::decode::TYPED_ANY`]).
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct AnyValueConfig(pub AnyValue);
+
+impl<'de> Deserialize<'de> for AnyValueConfig {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        deserializer
+            .deserialize_newtype_struct(super::decode::TYPED_ANY, AnyValueVisitor)
+            .map(AnyValueConfig)
+    }
+}
+
+struct AnyValueVisitor;
+
+fn any(value: any_value::Value) -> AnyValue {
+    AnyValue { value: Some(value) }
+}
+
+impl<'de> Visitor<'de> for AnyValueVisitor {
+    type Value = AnyValue;
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string, number, bool, list or map")
+    }
+
+    fn visit_newtype_struct<D: Deserializer<'de>>(self, d: D) -> Result<AnyValue, D::Error> {
+        d.deserialize_any(AnyValueVisitor)
+    }
+
+    fn visit_bool<E: de::Error>(self, v: bool) -> Result<AnyValue, E> {
+        Ok(any(any_value::Value::BoolValue(v)))
+    }
+
+    fn visit_i64<E: de::Error>(self, v: i64) -> Result<AnyValue, E> {
+        Ok(any(any_value::Value::IntValue(v)))
+    }
+
+    fn visit_u64<E: de::Error>(self, v: u64) -> Result<AnyValue, E> {
+        // Go converts an unsigned config number to int64 the same way: wrapping.
+        Ok(any(any_value::Value::IntValue(v as i64)))
+    }
+
+    fn visit_f64<E: de::Error>(self, v: f64) -> Result<AnyValue, E> {
+        Ok(any(any_value::Value::DoubleValue(v)))
+    }
+
+    fn visit_str<E: de::Error>(self, v: &str) -> Result<AnyValue, E> {
+        Ok(any(any_value::Value::StringValue(v.to_string())))
+    }
+
+    fn visit_string<E: de::Error>(self, v: String) -> Result<AnyValue, E> {
+        Ok(any(any_value::Value::StringValue(v)))
+    }
+
+    fn visit_unit<E: de::Error>(self) -> Result<AnyValue, E> {
+        Ok(AnyValue::default())
+    }
+
+    fn visit_none<E: de::Error>(self) -> Result<AnyValue, E> {
+        Ok(AnyValue::default())
+    }
+
+    fn visit_some<D: Deserializer<'de>>(self, d: D) -> Result<AnyValue, D::Error> {
+        AnyValueConfig::deserialize(d).map(|v| v.0)
+    }
+
+    fn visit_seq<A: de::SeqAccess<'de>>(self, mut seq: A) -> Result<AnyValue, A::Error> {
+        let mut values = Vec::new();
+        while let Some(AnyValueConfig(item)) = seq.next_element::<AnyValueConfig>()? {
+            values.push(item);
+        }
+        Ok(any(any_value::Value::ArrayValue(ArrayValue { values })))
+    }
+
+    fn visit_map<A: de::MapAccess<'de>>(self, mut map: A) -> Result<AnyValue, A::Error> {
+        let mut values = Vec::new();
+        while let Some((key, AnyValueConfig(value))) = map.next_entry::<String, AnyValueConfig>()? {
+            values.push(KeyValue {
+                key,
+                value: Some(value),
+                ..Default::default()
+            });
+        }
+        Ok(any(any_value::Value::KvlistValue(KeyValueList { values })))
+    }
+}
+
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
@@ -166,6 +259,55 @@ mod tests {
         assert!(parse_go_duration("-1s").is_err());
         assert!(parse_go_duration("").is_err());
         assert!(parse_go_duration("1e400h").is_err());
+    }
+
+    #[test]
+    fn any_values_take_the_typed_reading_of_whole_references() {
+        use crate::config::decode::decode;
+        use crate::config::value::{Map, Value as Tree};
+        let expanded = |typed: Tree, raw: &str| Tree::Expanded {
+            typed: Box::new(typed),
+            raw: raw.to_string(),
+        };
+        let mut map = Map::new();
+        map.insert("port".into(), expanded(Tree::Int(8080), "8080"));
+        map.insert("name".into(), expanded(Tree::String("api".into()), "api"));
+        let tree = Tree::Seq(vec![
+            Tree::Map(map),
+            expanded(Tree::Bool(true), "true"),
+            Tree::Null,
+        ]);
+        let value: AnyValueConfig = decode(&tree).unwrap();
+        let item = |v: any_value::Value| AnyValue { value: Some(v) };
+        assert_eq!(
+            value.0,
+            item(any_value::Value::ArrayValue(ArrayValue {
+                values: vec![
+                    item(any_value::Value::KvlistValue(KeyValueList {
+                        values: vec![
+                            KeyValue {
+                                key: "port".into(),
+                                value: Some(item(any_value::Value::IntValue(8080))),
+                                ..Default::default()
+                            },
+                            KeyValue {
+                                key: "name".into(),
+                                value: Some(item(any_value::Value::StringValue("api".into()))),
+                                ..Default::default()
+                            },
+                        ],
+                    })),
+                    item(any_value::Value::BoolValue(true)),
+                    AnyValue::default(),
+                ],
+            }))
+        );
+        // An empty expansion reads as null: an optional field is then unset.
+        let unset: Option<AnyValueConfig> = decode(&expanded(Tree::Null, "")).unwrap();
+        assert_eq!(unset, None);
+        // A string field still gets the text.
+        let text: String = decode(&expanded(Tree::Int(8080), "08080")).unwrap();
+        assert_eq!(text, "08080");
     }
 
     #[test]
