@@ -1519,7 +1519,7 @@ impl Converter {
                 }
                 let (st, len) = (start as usize, length as usize);
                 if st.saturating_add(len) > s.len() {
-                    return Err(EvalError(format!("invalid range for substring function, {} cannot be greater than the length of target string({})", st + len, s.len())));
+                    return Err(EvalError(format!("invalid range for substring function, {} cannot be greater than the length of target string({})", st.saturating_add(len), s.len())));
                 }
                 match s.get(st..st + len) {
                     Some(sub) => Value::Str(Cow::Owned(sub.to_string())),

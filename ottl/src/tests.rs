@@ -377,6 +377,19 @@ fn converters_compute_what_upstream_does() {
             "UnixNano(end_time) - UnixNano(start_time)",
             Some(i(250_000_000)),
         ),
+        ("ToLowerCase(\"ABC\")", Some(s("abc"))),
+        ("ToUpperCase(\"abc\")", Some(s("ABC"))),
+        ("ToSnakeCase(\"OrderService\")", Some(s("order_service"))),
+        ("ToCamelCase(\"order_service\")", Some(s("OrderService"))),
+        ("Bool(\"true\")", Some(AnyValue { value: Some(any_value::Value::BoolValue(true)) })),
+        ("Bool(0)", Some(AnyValue { value: Some(any_value::Value::BoolValue(false)) })),
+        ("Bool(\"maybe\")", None),
+        ("IsList(attributes[\"tags\"])", Some(AnyValue { value: Some(any_value::Value::BoolValue(true)) })),
+        ("IsInt(attributes[\"http.status_code\"])", Some(AnyValue { value: Some(any_value::Value::BoolValue(true)) })),
+        ("IsDouble(attributes[\"http.duration\"])", Some(AnyValue { value: Some(any_value::Value::BoolValue(true)) })),
+        ("IsBool(attributes[\"http.method\"])", Some(AnyValue { value: Some(any_value::Value::BoolValue(false)) })),
+        ("SHA512(\"hello\")", Some(s("9b71d224bd62f3785d96d46ad3ea3d73319bfbc2890caadae2dff72519673ca72323c3d99ba5c11d7c7acc6e14b8c5da0c4663475c2e5c3adef46f73bcdec043"))),
+        ("UnixMicro(start_time)", Some(i(1_700_000_000_000_000))),
         ("[1, \"a\"]", Some(list(vec![i(1), s("a")]))),
         ("{\"k\": name}", Some(map(vec![kv("k", s("GET /orders"))]))),
         ("attributes[\"missing\"]", None),
@@ -803,6 +816,7 @@ fn runtime_errors_do_not_panic() {
     for text in [
         "set(name, Substring(name, 100, 2))",
         "set(name, Substring(name, -1, 2))",
+        "set(name, Substring(name, 9223372036854775807, 9223372036854775807))",
         "set(attributes[\"x\"], 1 / 0)",
         "set(attributes[\"x\"], ParseJSON(name))",
         "set(attributes[\"x\"], Split(attributes[\"tags\"], \",\"))",
@@ -822,4 +836,53 @@ fn error_mode_parses_case_insensitively() {
     let m: ErrorMode = serde_json::from_str("\"silent\"").unwrap();
     assert_eq!(m, ErrorMode::Silent);
     assert!(serde_json::from_str::<ErrorMode>("\"loud\"").is_err());
+}
+
+/// Random edits of valid statements and conditions: every one parses and compiles or is
+/// refused with an error, and whatever compiles runs without panicking.
+#[test]
+fn mangled_statements_never_panic() {
+    let seeds = [
+        "set(attributes[\"a\"][\"b\"], Concat([name, \"x\", 1.5], \"-\")) where kind == SPAN_KIND_SERVER and not IsMatch(name, \"^GET\")",
+        "replace_pattern(name, \"([0-9]+)\", \"{$1}\", SHA256, \"id:%s\")",
+        "merge_maps(attributes, ParseJSON(\"{\\\"k\\\": [1, 2]}\"), \"upsert\") where Len(attributes) < 100",
+        "set(end_time, start_time + Duration(\"1s\") * 2) where (1 + 2) * 3 >= 9 or nil != attributes[\"x\"][0]",
+        "flatten(attributes, \"p\", depth=2)",
+        "limit(attributes, 2, [\"http.method\"]) where trace_id == 0x0102",
+        "set(attributes[Split(name, \" \")[0]], Substring(name, 0, 3))",
+    ];
+    let alphabet: Vec<char> = "()[]{}\",.=!<>+-*/ 0123456789abcxyzABCXYZ_$\\%x"
+        .chars()
+        .collect();
+    let mut state: u64 = 0x9e37_79b9_7f4a_7c15;
+    let mut next = |n: usize| {
+        state ^= state << 13;
+        state ^= state >> 7;
+        state ^= state << 17;
+        (state % n as u64) as usize
+    };
+    let mut compiled = 0;
+    for round in 0..20_000 {
+        let mut chars: Vec<char> = seeds[round % seeds.len()].chars().collect();
+        for _ in 0..1 + next(4) {
+            let at = next(chars.len() + 1);
+            match next(3) {
+                0 if at < chars.len() => {
+                    chars.remove(at);
+                }
+                1 => chars.insert(at, alphabet[next(alphabet.len())]),
+                _ if at < chars.len() => chars[at] = alphabet[next(alphabet.len())],
+                _ => {}
+            }
+        }
+        let text: String = chars.into_iter().collect();
+        if let Ok(st) = Statement::new(&text, Some(SPAN)) {
+            compiled += 1;
+            let mut fx = fixture();
+            let _ = st.execute(&mut fx.ctx(SPAN, 0));
+        }
+        let _ = Condition::new(&text, None);
+        let _ = Statement::new(&text, None);
+    }
+    assert!(compiled > 1000, "only {compiled} mutations compiled");
 }
