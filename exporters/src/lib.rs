@@ -7,6 +7,7 @@ mod http_client;
 pub mod kafka;
 pub mod otlp_grpc;
 pub mod otlp_http;
+mod parts;
 pub mod prometheus;
 pub mod prometheusremotewrite;
 

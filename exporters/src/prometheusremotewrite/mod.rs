@@ -9,13 +9,11 @@ pub mod config;
 mod convert;
 mod proto;
 
-use std::sync::atomic::{AtomicU8, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use futures::StreamExt;
 use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use http_body_util::Full;
@@ -33,6 +31,7 @@ use ferrotel_pipeline::prometheus::MetricNamer;
 use ferrotel_pipeline::telemetry::RemoteWriteMetrics;
 
 use crate::http_client::{parse_url, PooledClient};
+use crate::parts::{PartBatch, PartOutcome};
 pub use config::RemoteWriteConfig;
 use convert::Settings;
 
@@ -85,28 +84,8 @@ impl ExporterFactory for PrometheusRemoteWriteExporterFactory {
     }
 }
 
-const PENDING: u8 = 0;
-const TAKEN: u8 = 1;
-const REFUSED: u8 = 2;
-
-/// One request of a batch, with what became of it.
-struct Part {
-    body: Bytes,
-    points: u64,
-    state: AtomicU8,
-}
-
 /// A batch converted, split and compressed, ready for every attempt.
-pub struct WriteBatch {
-    parts: Vec<Part>,
-    /// Send one request after the other: a series spans several.
-    in_order: bool,
-    /// Data points that could not be converted or did not fit any request.
-    dropped_points: u64,
-    drop_message: String,
-    /// Why a request was refused, the first time one was.
-    refusal: Mutex<Option<String>>,
-}
+pub(crate) type WriteBatch = PartBatch;
 
 struct RemoteWriteSender {
     id: String,
@@ -250,24 +229,6 @@ impl RemoteWriteSender {
             Err(ExportError::Permanent { message })
         }
     }
-
-    /// Sends a part unless it was already taken or refused; records the outcome.
-    async fn send_part(&self, batch: &WriteBatch, part: &Part) -> Option<ExportError> {
-        match self.post(&part.body).await {
-            Ok(()) => {
-                part.state.store(TAKEN, Ordering::Release);
-                None
-            }
-            Err(ExportError::Permanent { message }) => {
-                part.state.store(REFUSED, Ordering::Release);
-                if let Ok(mut refusal) = batch.refusal.lock() {
-                    refusal.get_or_insert(message);
-                }
-                None
-            }
-            Err(err) => Some(err),
-        }
-    }
 }
 
 #[async_trait]
@@ -309,95 +270,29 @@ impl Sender for RemoteWriteSender {
         let parts = plan
             .requests
             .iter()
-            .map(|(request, points)| {
-                Ok(Part {
-                    body: batch::encode(request).map_err(ExportError::permanent)?,
-                    points: *points,
-                    state: AtomicU8::new(PENDING),
-                })
-            })
-            .collect::<Result<Vec<Part>, ExportError>>()?;
-        Ok(WriteBatch {
+            .map(|(request, points)| Ok((batch::encode(request).map_err(ExportError::permanent)?, *points)))
+            .collect::<Result<Vec<_>, ExportError>>()?;
+        Ok(PartBatch::new(
             parts,
-            in_order: plan.split_series,
+            plan.split_series,
             dropped_points,
             drop_message,
-            refusal: Mutex::new(None),
-        })
+        ))
     }
 
     async fn send(&self, batch: &WriteBatch) -> Result<Sent, ExportError> {
-        let pending: Vec<&Part> = batch
-            .parts
-            .iter()
-            .filter(|p| p.state.load(Ordering::Acquire) == PENDING)
-            .collect();
-        let mut failures: Vec<ExportError> = Vec::new();
-        if batch.in_order {
-            for part in pending {
-                if let Some(err) = self.send_part(batch, part).await {
-                    // Later requests hold later samples of a series: they wait for this one.
-                    failures.push(err);
-                    break;
+        batch
+            .send(self.concurrency, |part| async move {
+                match self.post(&part.body).await {
+                    Ok(()) => PartOutcome::Taken {
+                        rejected: 0,
+                        note: None,
+                    },
+                    Err(ExportError::Permanent { message }) => PartOutcome::Refused(message),
+                    Err(err) => PartOutcome::Retry(err),
                 }
-            }
-        } else {
-            // Each series is in one request only, so they may go side by side.
-            let sends: Vec<_> = pending
-                .into_iter()
-                .map(|part| self.send_part(batch, part))
-                .collect();
-            let outcomes: Vec<Option<ExportError>> = futures::stream::iter(sends)
-                .buffer_unordered(self.concurrency)
-                .collect()
-                .await;
-            failures = outcomes.into_iter().flatten().collect();
-        }
-        if let Some(first) = failures.first() {
-            let throttle = failures
-                .iter()
-                .filter_map(|e| match e {
-                    ExportError::Retryable { throttle, .. } => *throttle,
-                    ExportError::Permanent { .. } => None,
-                })
-                .max();
-            let message = if failures.len() > 1 {
-                format!("{first} (and {} more requests)", failures.len() - 1)
-            } else {
-                first.to_string()
-            };
-            return Err(ExportError::Retryable { message, throttle });
-        }
-        let refused: Vec<&Part> = batch
-            .parts
-            .iter()
-            .filter(|p| p.state.load(Ordering::Acquire) == REFUSED)
-            .collect();
-        let refusal = batch.refusal.lock().ok().and_then(|r| r.clone());
-        if !refused.is_empty() && refused.len() == batch.parts.len() {
-            return Err(ExportError::permanent(refusal.unwrap_or_default()));
-        }
-        let refused_points: u64 = refused.iter().map(|p| p.points).sum();
-        let message = [
-            batch.drop_message.clone(),
-            refusal
-                .map(|r| {
-                    format!(
-                        "{} of {} requests refused: {r}",
-                        refused.len(),
-                        batch.parts.len()
-                    )
-                })
-                .unwrap_or_default(),
-        ]
-        .into_iter()
-        .filter(|m| !m.is_empty())
-        .collect::<Vec<_>>()
-        .join("; ");
-        Ok(Sent {
-            rejected_items: batch.dropped_points + refused_points,
-            message,
-        })
+            })
+            .await
     }
 
     async fn start(&self) -> Result<(), ComponentError> {
