@@ -5,6 +5,7 @@ pub mod attraction;
 pub mod component;
 pub mod compression;
 pub mod config;
+pub mod delta;
 pub mod exporter;
 pub mod factory;
 pub mod filterset;

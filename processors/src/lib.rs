@@ -2,6 +2,7 @@
 
 pub mod attributes;
 pub mod batch;
+pub mod cumulativetodelta;
 pub mod filter;
 pub mod memory_limiter;
 pub mod resource;
@@ -16,6 +17,7 @@ use ferrotel_pipeline::factory::Registry;
 pub fn register(registry: &mut Registry) {
     registry.add_processor(Arc::new(attributes::AttributesProcessorFactory));
     registry.add_processor(Arc::new(batch::BatchProcessorFactory));
+    registry.add_processor(Arc::new(cumulativetodelta::CumulativeToDeltaFactory));
     registry.add_processor(Arc::new(filter::FilterProcessorFactory));
     registry.add_processor(Arc::new(memory_limiter::MemoryLimiterFactory));
     registry.add_processor(Arc::new(resource::ResourceProcessorFactory));
