@@ -1,6 +1,7 @@
 //! Exporters, where telemetry leaves the agent, and the connectors that join pipelines.
 
 pub mod debug;
+pub mod dynatrace;
 pub mod file;
 pub mod forward;
 mod http_client;
@@ -24,6 +25,7 @@ pub fn register(registry: &mut Registry) {
     registry.add_exporter(Arc::new(otlp_grpc::OtlpGrpcExporterFactory));
     registry.add_exporter(Arc::new(otlp_http::OtlpHttpExporterFactory));
     registry.add_exporter(Arc::new(prometheus::PrometheusExporterFactory));
+    registry.add_exporter(Arc::new(dynatrace::DynatraceExporterFactory));
     registry.add_exporter(Arc::new(
         prometheusremotewrite::PrometheusRemoteWriteExporterFactory,
     ));

@@ -7,6 +7,7 @@ mod bench_smoke;
 mod cli;
 mod config_example;
 mod delivery;
+mod dynatrace;
 mod harness;
 #[cfg(feature = "kafka")]
 mod kafka;
