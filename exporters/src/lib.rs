@@ -11,6 +11,7 @@ pub mod otlp_http;
 mod parts;
 pub mod prometheus;
 pub mod prometheusremotewrite;
+pub mod signoz;
 
 use std::sync::Arc;
 
@@ -29,6 +30,7 @@ pub fn register(registry: &mut Registry) {
     registry.add_exporter(Arc::new(
         prometheusremotewrite::PrometheusRemoteWriteExporterFactory,
     ));
+    registry.add_exporter(Arc::new(signoz::SignozExporterFactory::new()));
     // The names real configs (SigNoz among them) still use; the loader warns about them.
     registry.alias_exporter("otlp", "otlp_grpc");
     registry.alias_exporter("otlphttp", "otlp_http");

@@ -369,3 +369,170 @@ fn components_lists_types_and_signals() {
     let out = ferrotel(&["--version"], &[]);
     assert!(stdout(&out).starts_with("ferrotel "), "{}", stdout(&out));
 }
+
+const SIGNOZ_KEY: &str = "sz-ingest-7c1e9d2f40ab";
+
+#[test]
+fn print_config_redacts_the_signoz_ingestion_key() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let path = write(
+        dir.path(),
+        "signoz.yaml",
+        &GOOD.replace(
+            "debug: {}",
+            "debug: {}\n  signoz:\n    region: eu\n    ingestion_key: ${env:SIGNOZ_KEY}\n    key_header: signoz-access-token\n  signoz/self_hosted:\n    endpoint: http://signoz-otel-collector:4318\n    ingestion_key: literal-key-in-file\n",
+        ),
+    );
+    let env = [("SIGNOZ_KEY", SIGNOZ_KEY)];
+    let out = ferrotel(&["validate", "--config", &path], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let out = ferrotel(&["print-config", "--config", &path, "--format=json"], &env);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let text = stdout(&out);
+    assert!(!text.contains(SIGNOZ_KEY), "{text}");
+    assert!(!text.contains("literal-key-in-file"), "{text}");
+    let v: serde_json::Value = serde_json::from_str(&text).expect("json");
+    assert_eq!(
+        v["exporters"]["signoz"],
+        serde_json::json!({
+            "region": "eu",
+            "ingestion_key": "[REDACTED]",
+            "key_header": "signoz-access-token",
+        })
+    );
+    assert_eq!(
+        v["exporters"]["signoz/self_hosted"],
+        serde_json::json!({
+            "endpoint": "http://signoz-otel-collector:4318",
+            "ingestion_key": "[REDACTED]",
+        })
+    );
+    let out = ferrotel(
+        &["print-config", "--config", &path, "--mode=unredacted"],
+        &env,
+    );
+    assert!(stdout(&out).contains(SIGNOZ_KEY), "{}", stdout(&out));
+
+    // A cloud block without its key is refused, naming the field.
+    let out = ferrotel(&["validate", "--config", &path], &[]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        stderr(&out).contains("exporters::signoz: ingestion_key: required with region: SigNoz Cloud refuses data without the ingestion key"),
+        "{}",
+        stderr(&out)
+    );
+}
+
+/// A backend that refuses every request with 401, as SigNoz does for a wrong key, and keeps
+/// the head of each request.
+fn refusing_backend() -> (u16, std::sync::Arc<std::sync::Mutex<Vec<String>>>) {
+    use std::io::{Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let port = listener.local_addr().expect("addr").port();
+    let heads = std::sync::Arc::new(std::sync::Mutex::new(Vec::new()));
+    let seen = heads.clone();
+    std::thread::spawn(move || {
+        for stream in listener.incoming() {
+            let Ok(mut stream) = stream else { continue };
+            let mut data = Vec::new();
+            let mut buf = [0u8; 4096];
+            let head_end = loop {
+                if let Some(i) = data.windows(4).position(|w| w == b"\r\n\r\n") {
+                    break Some(i + 4);
+                }
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break None,
+                    Ok(n) => data.extend_from_slice(&buf[..n]),
+                }
+            };
+            let Some(head_end) = head_end else { continue };
+            let head = String::from_utf8_lossy(&data[..head_end]).to_string();
+            let length: usize = head
+                .lines()
+                .find_map(|l| {
+                    let (k, v) = l.split_once(':')?;
+                    k.eq_ignore_ascii_case("content-length")
+                        .then(|| v.trim().parse().ok())?
+                })
+                .unwrap_or(0);
+            while data.len() < head_end + length {
+                match stream.read(&mut buf) {
+                    Ok(0) | Err(_) => break,
+                    Ok(n) => data.extend_from_slice(&buf[..n]),
+                }
+            }
+            seen.lock().expect("lock").push(head);
+            let body = "invalid ingestion key";
+            let _ = write!(
+                stream,
+                "HTTP/1.1 401 Unauthorized\r\nContent-Type: text/plain\r\nContent-Length: {}\r\nConnection: close\r\n\r\n{body}",
+                body.len()
+            );
+        }
+    });
+    (port, heads)
+}
+
+#[test]
+fn the_signoz_key_stays_out_of_the_agent_log() {
+    let (backend, heads) = refusing_backend();
+    let mut agent =
+        crate::harness::Agent::start_with_env(&[("SIGNOZ_KEY", SIGNOZ_KEY)], |ports, _| {
+            format!(
+                "
+receivers:
+  otlp:
+    protocols:
+      http:
+        endpoint: 127.0.0.1:{http}
+exporters:
+  signoz:
+    endpoint: http://127.0.0.1:{backend}
+    ingestion_key: ${{env:SIGNOZ_KEY}}
+    retry_on_failure:
+      enabled: false
+extensions:
+  health_check:
+    endpoint: 127.0.0.1:{health}
+service:
+  extensions: [health_check]
+  telemetry:
+    logs:
+      level: debug
+    metrics:
+      address: 127.0.0.1:{metrics}
+  pipelines:
+    logs: {{receivers: [otlp], exporters: [signoz]}}
+",
+                http = ports.http,
+                health = ports.health,
+                metrics = ports.metrics,
+            )
+        });
+    let body = serde_json::json!({"resourceLogs": [{"scopeLogs": [{"logRecords": [
+        {"body": {"stringValue": "hello"}}
+    ]}]}]});
+    let status = crate::delivery::Client::new().post_json(agent.ports.http, "logs", &body);
+    assert_eq!(status, 200);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(20);
+    while !agent.log().contains("Exporting failed") {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no export failure logged:\n{}",
+            agent.log()
+        );
+        std::thread::sleep(std::time::Duration::from_millis(50));
+    }
+    agent.stop();
+    let log = agent.log();
+    assert!(log.contains("HTTP Status Code 401"), "{log}");
+    assert!(!log.contains(SIGNOZ_KEY), "the key was logged:\n{log}");
+    // It was sent, in its header.
+    let heads = heads.lock().expect("lock").clone();
+    assert_eq!(heads.len(), 1, "{heads:?}");
+    let sent = heads[0].to_ascii_lowercase();
+    assert!(
+        sent.contains(&format!("signoz-ingestion-key: {SIGNOZ_KEY}")),
+        "{sent}"
+    );
+}
