@@ -28,10 +28,7 @@ pub(crate) struct Part {
 /// What became of one attempt at a part.
 pub(crate) enum PartOutcome {
     /// Taken; `rejected` of its points were refused inside it (a partial success).
-    Taken {
-        rejected: u64,
-        note: Option<String>,
-    },
+    Taken { rejected: u64, note: Option<String> },
     /// Refused for good: sending it again would give the same answer.
     Refused(String),
     /// Not taken this time; to be sent again.
@@ -79,7 +76,8 @@ impl PartBatch {
     fn record(&self, part: &Part, outcome: PartOutcome) -> Option<ExportError> {
         match outcome {
             PartOutcome::Taken { rejected, note } => {
-                part.rejected.store(rejected.min(part.points), Ordering::Release);
+                part.rejected
+                    .store(rejected.min(part.points), Ordering::Release);
                 part.state.store(TAKEN, Ordering::Release);
                 if let (Some(note), Ok(mut slot)) = (note, self.note.lock()) {
                     slot.get_or_insert(note);
@@ -99,7 +97,11 @@ impl PartBatch {
 
     /// One attempt: sends the parts still pending with `post`, up to `concurrency` at once
     /// (one at a time when in order, stopping at the first that must be retried).
-    pub async fn send<'a, F, Fut>(&'a self, concurrency: usize, post: F) -> Result<Sent, ExportError>
+    pub async fn send<'a, F, Fut>(
+        &'a self,
+        concurrency: usize,
+        post: F,
+    ) -> Result<Sent, ExportError>
     where
         F: Fn(&'a Part) -> Fut,
         Fut: Future<Output = PartOutcome> + 'a,

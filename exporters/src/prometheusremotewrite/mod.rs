@@ -270,7 +270,12 @@ impl Sender for RemoteWriteSender {
         let parts = plan
             .requests
             .iter()
-            .map(|(request, points)| Ok((batch::encode(request).map_err(ExportError::permanent)?, *points)))
+            .map(|(request, points)| {
+                Ok((
+                    batch::encode(request).map_err(ExportError::permanent)?,
+                    *points,
+                ))
+            })
             .collect::<Result<Vec<_>, ExportError>>()?;
         Ok(PartBatch::new(
             parts,
