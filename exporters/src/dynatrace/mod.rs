@@ -481,4 +481,3 @@ impl Sender for LineSender {
         self.client.shutdown();
     }
 }
-
