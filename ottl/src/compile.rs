@@ -68,28 +68,32 @@ fn borrow<'a>(v: &'a Value<'static>) -> Value<'a> {
     }
 }
 
+/// One key's value for this item: fixed keys borrowed, computed ones evaluated.
+fn resolve_key<'k>(
+    k: &'k CompiledKey,
+    ctx: &TransformContext,
+) -> Result<KeyValueRef<'k>, EvalError> {
+    Ok(match k {
+        CompiledKey::Str(s) => KeyValueRef::Str(Cow::Borrowed(s)),
+        CompiledKey::Int(i) => KeyValueRef::Int(*i),
+        CompiledKey::Dyn(g) => match g.get(ctx)? {
+            Value::Str(s) => KeyValueRef::Str(Cow::Owned(s.into_owned())),
+            Value::Int(i) => KeyValueRef::Int(i),
+            other => {
+                return Err(EvalError(format!(
+                    "a key must be a string or an int, got {}",
+                    other.type_name()
+                )))
+            }
+        },
+    })
+}
+
 pub(crate) fn resolve_keys<'k>(
     keys: &'k [CompiledKey],
     ctx: &TransformContext,
 ) -> Result<Vec<KeyValueRef<'k>>, EvalError> {
-    keys.iter()
-        .map(|k| {
-            Ok(match k {
-                CompiledKey::Str(s) => KeyValueRef::Str(Cow::Borrowed(s)),
-                CompiledKey::Int(i) => KeyValueRef::Int(*i),
-                CompiledKey::Dyn(g) => match g.get(ctx)? {
-                    Value::Str(s) => KeyValueRef::Str(Cow::Owned(s.into_owned())),
-                    Value::Int(i) => KeyValueRef::Int(i),
-                    other => {
-                        return Err(EvalError(format!(
-                            "a key must be a string or an int, got {}",
-                            other.type_name()
-                        )))
-                    }
-                },
-            })
-        })
-        .collect()
+    keys.iter().map(|k| resolve_key(k, ctx)).collect()
 }
 
 fn apply_keys<'a>(
@@ -98,48 +102,39 @@ fn apply_keys<'a>(
     ctx: &'a TransformContext,
 ) -> Result<Value<'a>, EvalError> {
     for k in keys {
-        let key = match k {
-            CompiledKey::Str(s) => KeyValueRef::Str(Cow::Borrowed(s)),
-            CompiledKey::Int(i) => KeyValueRef::Int(*i),
-            CompiledKey::Dyn(g) => match g.get(ctx)? {
-                Value::Str(s) => KeyValueRef::Str(Cow::Owned(s.into_owned())),
-                Value::Int(i) => KeyValueRef::Int(i),
-                other => {
-                    return Err(EvalError(format!(
-                        "a key must be a string or an int, got {}",
-                        other.type_name()
-                    )))
-                }
-            },
-        };
-        value = index(value, &key)?;
+        value = index(value, &resolve_key(k, ctx)?)?;
     }
     Ok(value)
+}
+
+impl CompiledPath {
+    /// The path's value for this item.
+    pub fn get<'a>(&'a self, ctx: &'a TransformContext) -> Result<Value<'a>, EvalError> {
+        let v = ctx.get(self.field)?;
+        if self.keys.is_empty() {
+            return Ok(v);
+        }
+        // A string field indexed (trace_state["k"]) reads a W3C list entry.
+        if self.field == Field::SpanTraceState {
+            let keys = resolve_keys(&self.keys, ctx)?;
+            let (Value::Str(state), [KeyValueRef::Str(k)]) = (v, keys.as_slice()) else {
+                return Err(EvalError("trace_state takes one string key".to_string()));
+            };
+            return Ok(state
+                .split(',')
+                .filter_map(|e| e.trim().split_once('='))
+                .find(|(name, _)| *name == k.as_ref())
+                .map_or(Value::Nil, |(_, v)| Value::Str(Cow::Owned(v.to_string()))));
+        }
+        apply_keys(v, &self.keys, ctx)
+    }
 }
 
 impl Getter {
     pub fn get<'a>(&'a self, ctx: &'a TransformContext) -> Result<Value<'a>, EvalError> {
         match self {
             Getter::Literal(v) => Ok(borrow(v)),
-            Getter::Path(p) => {
-                let v = ctx.get(p.field)?;
-                if p.keys.is_empty() {
-                    return Ok(v);
-                }
-                // A string field indexed (trace_state["k"]) reads a W3C list entry.
-                if p.field == Field::SpanTraceState {
-                    let keys = resolve_keys(&p.keys, ctx)?;
-                    let (Value::Str(state), [KeyValueRef::Str(k)]) = (v, keys.as_slice()) else {
-                        return Err(EvalError("trace_state takes one string key".to_string()));
-                    };
-                    return Ok(state
-                        .split(',')
-                        .filter_map(|e| e.trim().split_once('='))
-                        .find(|(name, _)| *name == k.as_ref())
-                        .map_or(Value::Nil, |(_, v)| Value::Str(Cow::Owned(v.to_string()))));
-                }
-                apply_keys(v, &p.keys, ctx)
-            }
+            Getter::Path(p) => p.get(ctx),
             Getter::Converter(c, keys) => {
                 let v = c.call(ctx)?;
                 if keys.is_empty() {

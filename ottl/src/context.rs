@@ -728,9 +728,10 @@ impl<'a> TransformContext<'a> {
     /// Writes a field (without keys).
     pub fn set(&mut self, field: Field, value: Value) -> Result<(), EvalError> {
         use Field::*;
-        fn want_str(v: &Value, what: &str) -> Result<String, EvalError> {
+        // Takes the value: the string it holds is moved in, not copied again.
+        fn want_str(v: Value, what: &str) -> Result<String, EvalError> {
             match v {
-                Value::Str(s) => Ok(s.to_string()),
+                Value::Str(s) => Ok(s.into_owned()),
                 other => Err(EvalError(format!(
                     "{what} must be a string, got {}",
                     other.type_name()
@@ -813,7 +814,7 @@ impl<'a> TransformContext<'a> {
                     .get_or_insert_with(Resource::default)
                     .dropped_attributes_count = want_u32(&value, "dropped_attributes_count")?
             }
-            ResourceSchemaUrl => *self.resource_schema_url = want_str(&value, "schema_url")?,
+            ResourceSchemaUrl => *self.resource_schema_url = want_str(value, "schema_url")?,
             ScopeName
             | ScopeVersion
             | ScopeAttributes
@@ -823,13 +824,13 @@ impl<'a> TransformContext<'a> {
                     return Err(missing("scope"));
                 };
                 if field == ScopeSchemaUrl {
-                    **url = want_str(&value, "schema_url")?;
+                    **url = want_str(value, "schema_url")?;
                     return Ok(());
                 }
                 let scope = scope.get_or_insert_with(Default::default);
                 match field {
-                    ScopeName => scope.name = want_str(&value, "name")?,
-                    ScopeVersion => scope.version = want_str(&value, "version")?,
+                    ScopeName => scope.name = want_str(value, "name")?,
+                    ScopeVersion => scope.version = want_str(value, "version")?,
                     ScopeAttributes => scope.attributes = want_map(value)?,
                     _ => {
                         scope.dropped_attributes_count =
@@ -849,8 +850,8 @@ impl<'a> TransformContext<'a> {
             SpanParentSpanIdString => {
                 self.span_mut()?.parent_span_id = want_id(&value, 8, "parent_span_id.string")?
             }
-            SpanTraceState => self.span_mut()?.trace_state = want_str(&value, "trace_state")?,
-            SpanName => self.span_mut()?.name = want_str(&value, "name")?,
+            SpanTraceState => self.span_mut()?.trace_state = want_str(value, "trace_state")?,
+            SpanName => self.span_mut()?.name = want_str(value, "name")?,
             SpanKind => {
                 let k = want_int(&value, "kind")?;
                 self.span_mut()?.kind = i32::try_from(k)
@@ -859,7 +860,7 @@ impl<'a> TransformContext<'a> {
                     .ok_or_else(|| EvalError(format!("kind out of range: {k}")))?;
             }
             SpanKindString => {
-                let s = want_str(&value, "kind.string")?;
+                let s = want_str(value, "kind.string")?;
                 let k = match s.as_str() {
                     "Unspecified" => 0,
                     "Internal" => 1,
@@ -900,14 +901,14 @@ impl<'a> TransformContext<'a> {
                     .code = code;
             }
             SpanStatusMessage => {
-                let m = want_str(&value, "status.message")?;
+                let m = want_str(value, "status.message")?;
                 self.span_mut()?
                     .status
                     .get_or_insert_with(status_default)
                     .message = m;
             }
             SpanFlags => self.span_mut()?.flags = want_u32(&value, "flags")?,
-            EventName => self.event_mut()?.name = want_str(&value, "name")?,
+            EventName => self.event_mut()?.name = want_str(value, "name")?,
             EventTimeUnixNano | EventTime => {
                 self.event_mut()?.time_unix_nano = want_nanos(&value, "time")?
             }
@@ -916,9 +917,9 @@ impl<'a> TransformContext<'a> {
                 self.event_mut()?.dropped_attributes_count =
                     want_u32(&value, "dropped_attributes_count")?
             }
-            MetricName => self.metric_mut()?.name = want_str(&value, "name")?,
-            MetricDescription => self.metric_mut()?.description = want_str(&value, "description")?,
-            MetricUnit => self.metric_mut()?.unit = want_str(&value, "unit")?,
+            MetricName => self.metric_mut()?.name = want_str(value, "name")?,
+            MetricDescription => self.metric_mut()?.description = want_str(value, "description")?,
+            MetricUnit => self.metric_mut()?.unit = want_str(value, "unit")?,
             MetricType => {
                 return Err(EvalError(
                     "metric.type cannot be set; use convert_sum_to_gauge or convert_gauge_to_sum"
@@ -1071,10 +1072,10 @@ impl<'a> TransformContext<'a> {
                     .filter(|n| (0..=24).contains(n))
                     .ok_or_else(|| EvalError(format!("severity_number out of range: {n}")))?;
             }
-            LogSeverityText => self.log_mut()?.severity_text = want_str(&value, "severity_text")?,
+            LogSeverityText => self.log_mut()?.severity_text = want_str(value, "severity_text")?,
             LogBody => self.log_mut()?.body = value.into_any(),
             LogBodyString => {
-                let s = want_str(&value, "body.string")?;
+                let s = want_str(value, "body.string")?;
                 self.log_mut()?.body = Some(AnyValue {
                     value: Some(any_value::Value::StringValue(s)),
                 });
@@ -1089,7 +1090,7 @@ impl<'a> TransformContext<'a> {
             LogTraceIdString => self.log_mut()?.trace_id = want_id(&value, 16, "trace_id.string")?,
             LogSpanId => self.log_mut()?.span_id = want_id(&value, 8, "span_id")?,
             LogSpanIdString => self.log_mut()?.span_id = want_id(&value, 8, "span_id.string")?,
-            LogEventName => self.log_mut()?.event_name = want_str(&value, "event_name")?,
+            LogEventName => self.log_mut()?.event_name = want_str(value, "event_name")?,
         }
         Ok(())
     }

@@ -422,10 +422,6 @@ pub enum Editor {
     },
 }
 
-fn target_path(b: &Bound, c: &Compiler) -> Result<CompiledPath, CompileError> {
-    b.path(c, 0)
-}
-
 fn non_negative(n: Option<i64>, what: &str, pos: Pos) -> Result<usize, CompileError> {
     match n {
         Some(n) if n >= 0 => Ok(usize::try_from(n).unwrap_or(usize::MAX)),
@@ -440,35 +436,35 @@ pub(crate) fn compile_editor(c: &Compiler, call: &Call) -> Result<Editor, Compil
         "set" => {
             let b = bind(call, &["target", "value"], 2)?;
             Editor::Set {
-                target: target_path(&b, c)?,
+                target: b.path(c, 0)?,
                 value: b.getter(c, 1)?,
             }
         }
         "delete_key" => {
             let b = bind(call, &["target", "key"], 2)?;
             Editor::DeleteKey {
-                target: target_path(&b, c)?,
+                target: b.path(c, 0)?,
                 key: b.getter(c, 1)?,
             }
         }
         "delete_matching_keys" => {
             let b = bind(call, &["target", "pattern"], 2)?;
             Editor::DeleteMatchingKeys {
-                target: target_path(&b, c)?,
+                target: b.path(c, 0)?,
                 pattern: b.regex(1)?,
             }
         }
         "keep_keys" => {
             let b = bind(call, &["target", "keys"], 2)?;
             Editor::KeepKeys {
-                target: target_path(&b, c)?,
+                target: b.path(c, 0)?,
                 keys: b.strings(1, "keys")?,
             }
         }
         "keep_matching_keys" => {
             let b = bind(call, &["target", "pattern"], 2)?;
             Editor::KeepMatchingKeys {
-                target: target_path(&b, c)?,
+                target: b.path(c, 0)?,
                 pattern: b.regex(1)?,
             }
         }
@@ -486,7 +482,7 @@ pub(crate) fn compile_editor(c: &Compiler, call: &Call) -> Result<Editor, Compil
                 );
             }
             Editor::Limit {
-                target: target_path(&b, c)?,
+                target: b.path(c, 0)?,
                 limit,
                 priority,
             }
@@ -494,7 +490,7 @@ pub(crate) fn compile_editor(c: &Compiler, call: &Call) -> Result<Editor, Compil
         "truncate_all" => {
             let b = bind(call, &["target", "limit"], 2)?;
             Editor::TruncateAll {
-                target: target_path(&b, c)?,
+                target: b.path(c, 0)?,
                 limit: non_negative(b.int(1, "the limit")?, "limit", pos)?,
             }
         }
@@ -505,7 +501,7 @@ pub(crate) fn compile_editor(c: &Compiler, call: &Call) -> Result<Editor, Compil
                 3,
             )?;
             Editor::ReplacePattern {
-                target: target_path(&b, c)?,
+                target: b.path(c, 0)?,
                 pattern: b.regex(1)?,
                 replacement: Replacement::compile(&b, c, 2)?,
             }
@@ -534,7 +530,7 @@ pub(crate) fn compile_editor(c: &Compiler, call: &Call) -> Result<Editor, Compil
                 }
             };
             Editor::ReplaceAllPatterns {
-                target: target_path(&b, c)?,
+                target: b.path(c, 0)?,
                 keys,
                 pattern: b.regex(2)?,
                 replacement: Replacement::compile(&b, c, 3)?,
@@ -548,7 +544,7 @@ pub(crate) fn compile_editor(c: &Compiler, call: &Call) -> Result<Editor, Compil
             )?;
             let glob = b.string(1, "the pattern")?.unwrap_or_default();
             let pattern = glob_regex(&glob, b.expr(1).map_or(pos, |(_, p)| p))?;
-            let target = target_path(&b, c)?;
+            let target = b.path(c, 0)?;
             let replacement = Replacement::compile(&b, c, 2)?;
             if call.name == "replace_match" {
                 Editor::ReplaceMatch {
@@ -578,7 +574,7 @@ pub(crate) fn compile_editor(c: &Compiler, call: &Call) -> Result<Editor, Compil
                 }
             };
             Editor::MergeMaps {
-                target: target_path(&b, c)?,
+                target: b.path(c, 0)?,
                 source: b.getter(c, 1)?,
                 strategy,
             }
@@ -593,7 +589,7 @@ pub(crate) fn compile_editor(c: &Compiler, call: &Call) -> Result<Editor, Compil
                 return cerr(pos, "flatten: resolve_conflicts is not supported yet");
             }
             Editor::Flatten {
-                target: target_path(&b, c)?,
+                target: b.path(c, 0)?,
                 prefix: b.string(1, "the prefix")?,
                 depth,
             }
@@ -606,7 +602,7 @@ pub(crate) fn compile_editor(c: &Compiler, call: &Call) -> Result<Editor, Compil
                 return cerr(pos, "at least one of the optional arguments ('value' or 'values') must be provided");
             }
             Editor::Append {
-                target: target_path(&b, c)?,
+                target: b.path(c, 0)?,
                 value,
                 values,
             }
@@ -809,7 +805,7 @@ impl Editor {
                 pattern,
                 replacement,
             } => {
-                let new = match get_path(ctx, target)? {
+                let new = match target.get(ctx)? {
                     Value::Str(current) => {
                         let template = replacement.template(ctx)?;
                         replacement.regex_replace(pattern, &current, &template)
@@ -850,7 +846,7 @@ impl Editor {
                 pattern,
                 replacement,
             } => {
-                let matched = match get_path(ctx, target)? {
+                let matched = match target.get(ctx)? {
                     Value::Str(s) => pattern.is_match(&s),
                     _ => false,
                 };
@@ -941,7 +937,7 @@ impl Editor {
                         other => new.extend(other.into_any()),
                     }
                 }
-                let existing = get_path(ctx, target)?.into_owned();
+                let existing = target.get(ctx)?.into_owned();
                 let mut list: Vec<AnyValue> = match existing {
                     Value::Nil => Vec::new(),
                     Value::List(l) => l.into_owned(),
@@ -990,7 +986,7 @@ fn truncate_chars(s: &mut String, limit: usize) {
         return;
     }
     // Upstream truncates bytes, then drops a broken last character.
-    let mut cut = limit.min(s.len());
+    let mut cut = limit;
     while cut > 0 && !s.is_char_boundary(cut) {
         cut -= 1;
     }
@@ -1039,22 +1035,6 @@ fn flatten_into(
             }
         }
     }
-}
-
-/// Reads a path's value (owned where keys were applied).
-pub(crate) fn get_path<'a>(
-    ctx: &'a TransformContext,
-    p: &'a CompiledPath,
-) -> Result<Value<'a>, EvalError> {
-    if p.keys.is_empty() {
-        return ctx.get(p.field);
-    }
-    let keys = resolve_keys(&p.keys, ctx)?;
-    let mut v = ctx.get(p.field)?;
-    for k in &keys {
-        v = crate::context::index(v, k)?;
-    }
-    Ok(v)
 }
 
 /// Writes a value to a path, creating maps along keyed paths.

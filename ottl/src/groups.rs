@@ -335,43 +335,38 @@ pub fn handle_error(
     }
 }
 
-impl CompiledConditions {
-    /// Whether any condition holds for the item; a failing one counts as false unless the
-    /// error mode propagates it.
-    pub fn any(&self, component: &str, ctx: &TransformContext) -> Result<bool, String> {
-        for c in &self.conditions {
-            match c.eval(ctx) {
-                Ok(true) => return Ok(true),
-                Ok(false) => {}
-                Err(e) => {
-                    handle_error(self.error_mode, component, "evaluate condition", &c.text, e)?
-                }
-            }
+/// Whether any condition holds for the item; a failing one counts as false unless the error
+/// mode propagates it.
+fn any_holds(
+    conditions: &[Condition],
+    mode: ErrorMode,
+    component: &str,
+    ctx: &TransformContext,
+) -> Result<bool, String> {
+    for c in conditions {
+        match c.eval(ctx) {
+            Ok(true) => return Ok(true),
+            Ok(false) => {}
+            Err(e) => handle_error(mode, component, "evaluate condition", &c.text, e)?,
         }
-        Ok(false)
+    }
+    Ok(false)
+}
+
+impl CompiledConditions {
+    /// Whether any condition holds for the item.
+    pub fn any(&self, component: &str, ctx: &TransformContext) -> Result<bool, String> {
+        any_holds(&self.conditions, self.error_mode, component, ctx)
     }
 }
 
 impl CompiledStatements {
-    /// Runs the group on one item.
+    /// Runs the group on one item: when it has no conditions, or one of them holds.
     pub fn run(&self, component: &str, ctx: &mut TransformContext) -> Result<(), String> {
-        if !self.conditions.is_empty() {
-            let mut any = false;
-            for c in &self.conditions {
-                match c.eval(ctx) {
-                    Ok(true) => {
-                        any = true;
-                        break;
-                    }
-                    Ok(false) => {}
-                    Err(e) => {
-                        handle_error(self.error_mode, component, "evaluate condition", &c.text, e)?
-                    }
-                }
-            }
-            if !any {
-                return Ok(());
-            }
+        if !self.conditions.is_empty()
+            && !any_holds(&self.conditions, self.error_mode, component, ctx)?
+        {
+            return Ok(());
         }
         for st in &self.statements {
             if let Err(e) = st.execute(ctx) {
