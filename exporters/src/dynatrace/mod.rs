@@ -15,7 +15,7 @@ use std::time::{Duration, SystemTime};
 use async_trait::async_trait;
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use http::{HeaderMap, HeaderValue, Method, Uri};
 use http_body_util::Full;
 use serde::Deserialize;
 use tracing::{debug, warn};
@@ -33,7 +33,7 @@ use ferrotel_pipeline::factory::{decode_config, ExporterFactory, Factory, Stabil
 use ferrotel_pipeline::pdata::{Payload, Signal};
 use ferrotel_pipeline::ratelimit::LogLimiter;
 
-use crate::http_client::{parse_url, PooledClient};
+use crate::http_client::{insert_configured, parse_url, user_agent, PooledClient};
 use crate::otlp_http::config::Encoding;
 use crate::otlp_http::{OtlpHttpConfig, OtlpHttpExporterFactory};
 use crate::parts::{PartBatch, PartOutcome};
@@ -258,25 +258,13 @@ impl LineSender {
         let url = parse_url(&url_text)
             .map_err(|e| ComponentError::new(format!("endpoint must be a valid URL: {e}")))?;
         let mut headers = HeaderMap::new();
-        for (name, value) in config.headers.iter() {
-            let bad = || ComponentError::new(format!("headers: invalid header \"{name}\""));
-            let mut value = HeaderValue::from_str(value).map_err(|_| bad())?;
-            value.set_sensitive(true);
-            headers.insert(
-                HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?,
-                value,
-            );
-        }
+        insert_configured(&mut headers, &config.headers, |_| false)?;
         // The protocol's own headers win, as upstream forces them.
         headers.insert(
             CONTENT_TYPE,
             HeaderValue::from_static("text/plain; charset=UTF-8"),
         );
-        let agent = format!("ferrotel/{}", env!("CARGO_PKG_VERSION"));
-        headers.insert(
-            USER_AGENT,
-            HeaderValue::from_str(&agent).map_err(|e| ComponentError::new(e.to_string()))?,
-        );
+        headers.insert(USER_AGENT, user_agent());
         if let Some(token) = token {
             let mut value = HeaderValue::from_str(token)
                 .map_err(|_| ComponentError::new("api_token holds characters a header cannot"))?;

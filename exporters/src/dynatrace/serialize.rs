@@ -283,14 +283,6 @@ impl Dimensions {
             None => self.0.push((key.into_owned(), escaped)),
         }
     }
-
-    /// Adds a normalised dimension, replacing one with the same key.
-    pub fn set_normalised(&mut self, key: &str, escaped: &str) {
-        match self.0.iter_mut().find(|(k, _)| k == key) {
-            Some(entry) => escaped.clone_into(&mut entry.1),
-            None => self.0.push((key.to_string(), escaped.to_string())),
-        }
-    }
 }
 
 /// Appends a whole line to `out` (nothing when `Err` says why the point cannot be sent).

@@ -8,8 +8,8 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::{Bytes, BytesMut};
-use http::header::PROXY_AUTHORIZATION;
-use http::{HeaderMap, StatusCode, Uri};
+use http::header::{HOST, PROXY_AUTHORIZATION};
+use http::{HeaderMap, HeaderName, HeaderValue, StatusCode, Uri};
 use http_body_util::{BodyExt, Full};
 use hyper_rustls::{FixedServerNameResolver, HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
@@ -18,7 +18,7 @@ use hyper_util::rt::TokioExecutor;
 use tokio::sync::Semaphore;
 
 use ferrotel_pipeline::component::ComponentError;
-use ferrotel_pipeline::exporter::config::ClientTlsSettings;
+use ferrotel_pipeline::exporter::config::{ClientTlsSettings, Headers};
 use ferrotel_pipeline::exporter::ExportError;
 
 use proxy::{Dialer, Proxies};
@@ -100,6 +100,35 @@ pub(crate) fn validate_proxy_url(proxy_url: &str) -> Result<(), String> {
     let proxy = parse_url(proxy_url).map_err(|e| format!("proxy_url must be a valid URL: {e}"))?;
     if proxy.scheme_str() != Some("http") {
         return Err("proxy_url: only http:// proxies are supported".to_string());
+    }
+    Ok(())
+}
+
+/// The `User-Agent` every HTTP exporter sends.
+pub(crate) fn user_agent() -> HeaderValue {
+    HeaderValue::from_static(concat!("ferrotel/", env!("CARGO_PKG_VERSION")))
+}
+
+/// Adds the configured `headers` (values marked sensitive, so they are never printed),
+/// leaving out those `skip` names. An empty `Host` is dropped: hyper derives Host from the URL
+/// unless one is given, and a given one wins.
+pub(crate) fn insert_configured(
+    out: &mut HeaderMap,
+    configured: &Headers,
+    mut skip: impl FnMut(&str) -> bool,
+) -> Result<(), ComponentError> {
+    for (name, value) in configured.iter() {
+        if skip(name) {
+            continue;
+        }
+        let bad = || ComponentError::new(format!("headers: invalid header \"{name}\""));
+        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
+        let mut value = HeaderValue::from_str(value).map_err(|_| bad())?;
+        value.set_sensitive(true);
+        out.insert(name, value);
+    }
+    if out.get(HOST).is_some_and(HeaderValue::is_empty) {
+        out.remove(HOST);
     }
     Ok(())
 }

@@ -10,8 +10,8 @@ use std::time::SystemTime;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::header::{CONTENT_ENCODING, CONTENT_TYPE, COOKIE, HOST, RETRY_AFTER, USER_AGENT};
-use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE, COOKIE, RETRY_AFTER, USER_AGENT};
+use http::{HeaderMap, HeaderValue, Method, Uri};
 use http_body_util::Full;
 use tracing::debug;
 
@@ -25,7 +25,7 @@ use ferrotel_pipeline::exporter::{ExportError, HelperSettings, QueuedExporter, S
 use ferrotel_pipeline::factory::{decode_config, ExporterFactory, Factory, Stability};
 use ferrotel_pipeline::pdata::{Payload, Signal};
 
-use crate::http_client::{parse_url, PooledClient};
+use crate::http_client::{insert_configured, parse_url, user_agent, PooledClient};
 use config::Encoding;
 pub use config::OtlpHttpConfig;
 use cookies::CookieJar;
@@ -142,27 +142,10 @@ fn request_headers(config: &OtlpHttpConfig) -> Result<HeaderMap, ComponentError>
         CONTENT_TYPE,
         HeaderValue::from_static(config.encoding.content_type()),
     );
-    let agent = format!("ferrotel/{}", env!("CARGO_PKG_VERSION"));
-    headers.insert(
-        USER_AGENT,
-        HeaderValue::from_str(&agent)
-            .map_err(|e| ComponentError::new(format!("user agent: {e}")))?,
-    );
-    for (name, value) in &config.headers.0 {
-        let bad = || ComponentError::new(format!("headers: invalid header \"{name}\""));
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
-        let mut value = HeaderValue::from_str(value).map_err(|_| bad())?;
-        value.set_sensitive(true);
-        headers.insert(name, value);
-    }
+    headers.insert(USER_AGENT, user_agent());
+    insert_configured(&mut headers, &config.headers, |_| false)?;
     if let Some(encoding) = config.compression.encoding() {
         headers.insert(CONTENT_ENCODING, HeaderValue::from_static(encoding));
-    }
-    // hyper derives Host from the URL unless one is given; an explicit Host header wins.
-    if let Some(host) = headers.get(HOST) {
-        if host.is_empty() {
-            headers.remove(HOST);
-        }
     }
     Ok(headers)
 }

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use async_trait::async_trait;
 use bytes::Bytes;
-use http::header::{CONTENT_ENCODING, CONTENT_TYPE, HOST, RETRY_AFTER, USER_AGENT};
+use http::header::{CONTENT_ENCODING, CONTENT_TYPE, RETRY_AFTER, USER_AGENT};
 use http::{HeaderMap, HeaderName, HeaderValue, Method, Uri};
 use http_body_util::Full;
 use tracing::{debug, warn};
@@ -30,7 +30,7 @@ use ferrotel_pipeline::pdata::{Payload, Signal};
 use ferrotel_pipeline::prometheus::MetricNamer;
 use ferrotel_pipeline::telemetry::RemoteWriteMetrics;
 
-use crate::http_client::{parse_url, PooledClient};
+use crate::http_client::{insert_configured, parse_url, user_agent, PooledClient};
 use crate::parts::{PartBatch, PartOutcome};
 pub use config::RemoteWriteConfig;
 use convert::Settings;
@@ -116,33 +116,20 @@ fn is_protocol_header(name: &str) -> bool {
 /// not configurable; a configured one is ignored with a warning).
 fn request_headers(id: &str, config: &RemoteWriteConfig) -> Result<HeaderMap, ComponentError> {
     let mut headers = HeaderMap::new();
-    for (name, value) in &config.headers.0 {
-        if is_protocol_header(name) {
+    insert_configured(&mut headers, &config.headers, |name| {
+        let protocol = is_protocol_header(name);
+        if protocol {
             warn!(exporter = %id, header = %name, "Ignoring a configured header that the remote write protocol sets itself");
-            continue;
         }
-        let bad = || ComponentError::new(format!("headers: invalid header \"{name}\""));
-        let name = HeaderName::from_bytes(name.as_bytes()).map_err(|_| bad())?;
-        let mut value = HeaderValue::from_str(value).map_err(|_| bad())?;
-        value.set_sensitive(true);
-        headers.insert(name, value);
-    }
-    // hyper derives Host from the URL unless one is given; an explicit Host header wins.
-    if headers.get(HOST).is_some_and(HeaderValue::is_empty) {
-        headers.remove(HOST);
-    }
+        protocol
+    })?;
     headers.insert(CONTENT_ENCODING, HeaderValue::from_static("snappy"));
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(PROTOBUF));
     headers.insert(
         HeaderName::from_static(VERSION_HEADER),
         HeaderValue::from_static(PROTOCOL_VERSION),
     );
-    let agent = format!("ferrotel/{}", env!("CARGO_PKG_VERSION"));
-    headers.insert(
-        USER_AGENT,
-        HeaderValue::from_str(&agent)
-            .map_err(|e| ComponentError::new(format!("user agent: {e}")))?,
-    );
+    headers.insert(USER_AGENT, user_agent());
     Ok(headers)
 }
 
