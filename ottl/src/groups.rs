@@ -176,12 +176,9 @@ pub fn compile_statements(
                         "[{i}]: statements: at least one statement is needed"
                     ));
                 }
-                let context = match &g.context {
-                    Some(name) => context_for(signal, name).map_err(|e| format!("[{i}]: {e}"))?,
-                    None => {
-                        infer(&g.statements, &g.conditions).map_err(|e| format!("[{i}]: {e}"))?
-                    }
-                };
+                let context =
+                    group_context(signal, g.context.as_deref(), &g.statements, &g.conditions)
+                        .map_err(|e| format!("[{i}]: {e}"))?;
                 let statements = g
                     .statements
                     .iter()
@@ -206,6 +203,19 @@ pub fn compile_statements(
         }
     }
     Ok(out)
+}
+
+/// A group's context: the one it names, or the one its statements and conditions imply.
+fn group_context(
+    signal: Signal,
+    named: Option<&str>,
+    statements: &[String],
+    conditions: &[String],
+) -> Result<ContextKind, String> {
+    match named {
+        Some(name) => context_for(signal, name),
+        None => infer(statements, conditions),
+    }
 }
 
 /// The deepest context any of a group's statements and conditions name.
@@ -264,10 +274,8 @@ pub fn compile_condition_entries(
                         "[{i}]: conditions: at least one condition is needed"
                     ));
                 }
-                let context = match &g.context {
-                    Some(name) => context_for(signal, name).map_err(|e| format!("[{i}]: {e}"))?,
-                    None => infer(&[], &g.conditions).map_err(|e| format!("[{i}]: {e}"))?,
-                };
+                let context = group_context(signal, g.context.as_deref(), &[], &g.conditions)
+                    .map_err(|e| format!("[{i}]: {e}"))?;
                 let conditions = g
                     .conditions
                     .iter()
