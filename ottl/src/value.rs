@@ -127,7 +127,7 @@ impl<'a> Value<'a> {
             Value::Str(s) => s.to_string(),
             Value::Bool(b) => b.to_string(),
             Value::Int(i) => i.to_string(),
-            Value::Float(f) => format_float(*f),
+            Value::Float(f) => ferrotel_pipeline::prometheus::decimal(*f),
             Value::Bytes(b) => hex::encode(b),
             Value::Map(m) => serde_json::to_string(&map_to_json(m)).unwrap_or_default(),
             Value::List(l) => serde_json::to_string(&serde_json::Value::Array(
@@ -138,17 +138,6 @@ impl<'a> Value<'a> {
             Value::Duration(d) => crate::time::format_duration(*d),
         })
     }
-}
-
-/// Go's `strconv.FormatFloat(f, 'f', -1, 64)` for ordinary values, as pcommon prints doubles.
-pub fn format_float(f: f64) -> String {
-    if f.is_nan() {
-        return "NaN".to_string();
-    }
-    if f.is_infinite() {
-        return if f > 0.0 { "+Inf" } else { "-Inf" }.to_string();
-    }
-    format!("{f}")
 }
 
 pub fn any_to_json(v: &AnyValue) -> serde_json::Value {

@@ -186,6 +186,9 @@ impl KafkaSender {
     fn parts<'a>(&self, payload: Cow<'a, Payload>) -> Vec<split::Keyed<Cow<'a, Payload>>> {
         let p = &self.config.producer_side;
         let signal = payload.signal();
+        if self.whole_batches(signal) {
+            return vec![(None, payload)];
+        }
         let (by_trace, keyed_by_resource) = match signal {
             Signal::Traces => (p.partition_traces_by_id, false),
             Signal::Metrics => (false, p.partition_metrics_by_resource_attributes),
@@ -194,9 +197,6 @@ impl KafkaSender {
                 p.partition_logs_by_resource_attributes,
             ),
         };
-        if !by_trace && !keyed_by_resource && p.topic_from_attribute.is_empty() {
-            return vec![(None, payload)];
-        }
         let parts = if by_trace {
             split::by_trace_id(payload.into_owned())
         } else {
@@ -398,15 +398,13 @@ impl Sender for KafkaSender {
     fn accepts_encoded(&self) -> bool {
         // Encoded batches are passed through when every signal goes out whole in protobuf;
         // otherwise they are decoded before the exporter sees them.
-        [Signal::Traces, Signal::Metrics, Signal::Logs]
-            .into_iter()
-            .all(|signal| {
-                self.whole_batches(signal)
-                    && self
-                        .config
-                        .destination(signal)
-                        .is_ok_and(|d| d.encoding == Encoding::OtlpProto)
-            })
+        Signal::ALL.into_iter().all(|signal| {
+            self.whole_batches(signal)
+                && self
+                    .config
+                    .destination(signal)
+                    .is_ok_and(|d| d.encoding == Encoding::OtlpProto)
+        })
     }
 
     async fn send(&self, request: &KafkaRequest) -> Result<Sent, ExportError> {

@@ -7,7 +7,6 @@ pub mod config;
 mod exposition;
 mod store;
 
-use std::io::Write as _;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -163,15 +162,6 @@ fn accepts_gzip(header: Option<&str>) -> bool {
     })
 }
 
-fn gzip(body: &[u8]) -> std::io::Result<Vec<u8>> {
-    let mut encoder = flate2::write::GzEncoder::new(
-        Vec::with_capacity(body.len() / 4),
-        flate2::Compression::default(),
-    );
-    encoder.write_all(body)?;
-    encoder.finish()
-}
-
 impl Endpoint {
     fn handle(&self, req: &http::Request<hyper::body::Incoming>) -> http::Response<Full<Bytes>> {
         if req.uri().path() != "/metrics" {
@@ -191,7 +181,7 @@ impl Endpoint {
         };
         let body = exposition::write(&families, format).into_bytes();
         let mut response = if accepts_gzip(header(ACCEPT_ENCODING)) {
-            match gzip(&body) {
+            match ferrotel_pipeline::compression::compress(Some("gzip"), &body) {
                 Ok(zipped) => {
                     let mut r = net::response(200, format.content_type(), zipped);
                     r.headers_mut()

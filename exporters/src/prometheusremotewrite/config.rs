@@ -37,16 +37,7 @@ impl Default for RemoteWriteQueue {
     }
 }
 
-/// `resource_to_telemetry_conversion`.
-#[derive(Debug, Clone, Default, PartialEq, Deserialize)]
-#[serde(deny_unknown_fields, default)]
-pub struct ResourceToTelemetry {
-    /// Every resource attribute becomes a label of every series.
-    pub enabled: bool,
-    /// Leave out `service.name`, `service.namespace` and `service.instance.id`, which are
-    /// already `job` and `instance`.
-    pub exclude_service_attributes: bool,
-}
+pub use crate::prometheus::config::ResourceToTelemetry;
 
 /// `target_info`.
 #[derive(Debug, Clone, PartialEq, Deserialize)]

@@ -10,6 +10,7 @@ use ferrotel_pipeline::pdata::metrics::{
     exemplar, metric::Data, number_data_point, Exemplar as OtlpExemplar, HistogramDataPoint,
     Metric, NumberDataPoint, ResourceMetrics, SummaryDataPoint,
 };
+use ferrotel_pipeline::pdata::metrics::{AggregationTemporality, DataPointFlags};
 use ferrotel_pipeline::prometheus::{
     attribute_labels, attribute_string, instance, is_identifying, job, label_name, MetricNamer,
     MetricType, EXEMPLAR_SPAN_ID, EXEMPLAR_TRACE_ID, INSTANCE_LABEL, JOB_LABEL, TARGET_INFO,
@@ -17,11 +18,10 @@ use ferrotel_pipeline::prometheus::{
 
 use super::proto::{Exemplar, Label, Sample, TimeSeries};
 
-/// Prometheus' staleness marker: a NaN no computation produces.
-pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
-/// `DataPointFlags.FLAG_NO_RECORDED_VALUE`: the series ended.
-const NO_RECORDED_VALUE: u32 = 1;
-const CUMULATIVE: i32 = 2;
+pub use ferrotel_pipeline::prometheus::{decimal, STALE_NAN_BITS};
+/// The series ended.
+const NO_RECORDED_VALUE: u32 = DataPointFlags::NoRecordedValueMask as u32;
+const CUMULATIVE: i32 = AggregationTemporality::Cumulative as i32;
 const METRIC_NAME_LABEL: &str = "__name__";
 const BUCKET_LABEL: &str = "le";
 const QUANTILE_LABEL: &str = "quantile";
@@ -121,30 +121,6 @@ fn stale_nan() -> f64 {
     f64::from_bits(STALE_NAN_BITS)
 }
 
-/// A float as Go's `strconv.FormatFloat(f, 'f', -1, 64)` writes it (`0.005`, `1000000`, `1`),
-/// which is how upstream writes `le` and `quantile` values.
-pub fn decimal(f: f64) -> String {
-    if f.is_nan() {
-        "NaN".to_string()
-    } else if f == f64::INFINITY {
-        "+Inf".to_string()
-    } else if f == f64::NEG_INFINITY {
-        "-Inf".to_string()
-    } else {
-        // Rust's shortest round-trip digits, never in exponent form: the same text.
-        format!("{f}")
-    }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
-}
-
 fn exemplar_of(e: &OtlpExemplar) -> Exemplar {
     let mut labels = Vec::new();
     let mut runes = 0;
@@ -153,7 +129,7 @@ fn exemplar_of(e: &OtlpExemplar) -> Exemplar {
         (EXEMPLAR_SPAN_ID, &e.span_id),
     ] {
         if id.iter().any(|b| *b != 0) {
-            let value = hex(id);
+            let value = hex::encode(id);
             runes += name.len() + value.len();
             labels.push(Label::new(name, value));
         }

@@ -101,18 +101,6 @@ fn same_inner(a: Option<&Value>, b: Option<&Value>) -> bool {
     }
 }
 
-/// A float as Go's `strconv.FormatFloat(f, 'f', -1, 64)` writes it: plain decimal digits,
-/// as few as read back the same.
-fn go_plain_float(f: f64) -> String {
-    if f.is_nan() {
-        "NaN".to_string()
-    } else if f.is_infinite() {
-        if f > 0.0 { "+Inf" } else { "-Inf" }.to_string()
-    } else {
-        format!("{f}")
-    }
-}
-
 /// An attribute value as text for a regular expression: strings, bools, ints and doubles;
 /// other types never match.
 fn regexp_text(value: Option<&AnyValue>) -> Option<String> {
@@ -120,7 +108,7 @@ fn regexp_text(value: Option<&AnyValue>) -> Option<String> {
         Value::StringValue(s) => Some(s.clone()),
         Value::BoolValue(b) => Some(b.to_string()),
         Value::IntValue(i) => Some(i.to_string()),
-        Value::DoubleValue(f) => Some(go_plain_float(*f)),
+        Value::DoubleValue(f) => Some(crate::prometheus::decimal(*f)),
         _ => None,
     }
 }

@@ -16,6 +16,23 @@ pub use labels::{
 };
 pub use naming::{unit_name, MetricNamer, MetricType, TranslationStrategy};
 
+/// Prometheus's staleness marker: a NaN no computation produces, meaning "this series
+/// ended".
+pub const STALE_NAN_BITS: u64 = 0x7ff0_0000_0000_0002;
+
+/// A float as Go's `strconv.FormatFloat(f, 'f', -1, 64)` writes it (`0.005`, `1000000`, `1`,
+/// `NaN`, `+Inf`): how upstream writes `le` and `quantile` values and numbers as text.
+pub fn decimal(f: f64) -> String {
+    if f.is_nan() {
+        "NaN".to_string()
+    } else if f.is_infinite() {
+        if f > 0.0 { "+Inf" } else { "-Inf" }.to_string()
+    } else {
+        // Rust's shortest round-trip digits, never in exponent form: the same text.
+        format!("{f}")
+    }
+}
+
 /// The series that carries a resource's attributes, one per `job` and `instance`.
 pub const TARGET_INFO: &str = "target_info";
 /// Its HELP text.

@@ -11,6 +11,7 @@ use std::borrow::Cow;
 use std::fmt::{self, Write as _};
 use std::sync::OnceLock;
 
+use md5::Digest as _;
 use regex::{Captures, Regex, RegexBuilder};
 use serde::de::Error as _;
 use serde::{Deserialize, Deserializer};
@@ -447,7 +448,7 @@ impl Compiled {
                 true
             }
             Action::HashMod => {
-                let digest = md5(self.source_value(labels).as_bytes());
+                let digest = md5::Md5::digest(self.source_value(labels).as_bytes());
                 let mut tail = [0u8; 8];
                 tail.copy_from_slice(&digest[8..]);
                 // Compile refuses a zero modulus; checked_rem keeps a zero harmless anyway.
@@ -1092,86 +1093,6 @@ fn is_go_printable(c: char) -> bool {
         ))
 }
 
-/// MD5 (RFC 1321), which `hashmod` needs and nothing else here does.
-fn md5(data: &[u8]) -> [u8; 16] {
-    let mut state: [u32; 4] = [0x6745_2301, 0xefcd_ab89, 0x98ba_dcfe, 0x1032_5476];
-    let mut blocks = data.chunks_exact(64);
-    for block in &mut blocks {
-        md5_block(&mut state, block);
-    }
-    // Padding: a 1 bit, zeros up to 56 mod 64 bytes, then the length in bits, little-endian.
-    let rest = blocks.remainder();
-    let mut tail = [0u8; 128];
-    let used = if rest.len() < 56 { 64 } else { 128 };
-    if let Some(head) = tail.get_mut(..rest.len()) {
-        head.copy_from_slice(rest);
-    }
-    if let Some(marker) = tail.get_mut(rest.len()) {
-        *marker = 0x80;
-    }
-    let bits = (data.len() as u64).wrapping_mul(8);
-    if let Some(length) = tail.get_mut(used - 8..used) {
-        length.copy_from_slice(&bits.to_le_bytes());
-    }
-    for block in tail[..used].chunks_exact(64) {
-        md5_block(&mut state, block);
-    }
-    let mut digest = [0u8; 16];
-    for (out, word) in digest.chunks_exact_mut(4).zip(state) {
-        out.copy_from_slice(&word.to_le_bytes());
-    }
-    digest
-}
-
-/// floor(|sin(i + 1)| * 2^32), RFC 1321's table T.
-const MD5_T: [u32; 64] = [
-    0xd76aa478, 0xe8c7b756, 0x242070db, 0xc1bdceee, 0xf57c0faf, 0x4787c62a, 0xa8304613, 0xfd469501,
-    0x698098d8, 0x8b44f7af, 0xffff5bb1, 0x895cd7be, 0x6b901122, 0xfd987193, 0xa679438e, 0x49b40821,
-    0xf61e2562, 0xc040b340, 0x265e5a51, 0xe9b6c7aa, 0xd62f105d, 0x02441453, 0xd8a1e681, 0xe7d3fbc8,
-    0x21e1cde6, 0xc33707d6, 0xf4d50d87, 0x455a14ed, 0xa9e3e905, 0xfcefa3f8, 0x676f02d9, 0x8d2a4c8a,
-    0xfffa3942, 0x8771f681, 0x6d9d6122, 0xfde5380c, 0xa4beea44, 0x4bdecfa9, 0xf6bb4b60, 0xbebfbc70,
-    0x289b7ec6, 0xeaa127fa, 0xd4ef3085, 0x04881d05, 0xd9d4d039, 0xe6db99e5, 0x1fa27cf8, 0xc4ac5665,
-    0xf4292244, 0x432aff97, 0xab9423a7, 0xfc93a039, 0x655b59c3, 0x8f0ccc92, 0xffeff47d, 0x85845dd1,
-    0x6fa87e4f, 0xfe2ce6e0, 0xa3014314, 0x4e0811a1, 0xf7537e82, 0xbd3af235, 0x2ad7d2bb, 0xeb86d391,
-];
-
-/// The rotation amounts of each round's four steps.
-const MD5_S: [[u32; 4]; 4] = [
-    [7, 12, 17, 22],
-    [5, 9, 14, 20],
-    [4, 11, 16, 23],
-    [6, 10, 15, 21],
-];
-
-fn md5_block(state: &mut [u32; 4], block: &[u8]) {
-    let mut x = [0u32; 16];
-    for (word, bytes) in x.iter_mut().zip(block.chunks_exact(4)) {
-        let mut le = [0u8; 4];
-        le.copy_from_slice(bytes);
-        *word = u32::from_le_bytes(le);
-    }
-    let [mut a, mut b, mut c, mut d] = *state;
-    for (i, t) in MD5_T.iter().enumerate() {
-        let round = i / 16;
-        let (f, k) = match round {
-            0 => ((b & c) | (!b & d), i),
-            1 => ((b & d) | (c & !d), (5 * i + 1) % 16),
-            2 => (b ^ c ^ d, (3 * i + 5) % 16),
-            _ => (c ^ (b | !d), (7 * i) % 16),
-        };
-        let s = MD5_S[round % 4][i % 4];
-        let sum = a.wrapping_add(f).wrapping_add(*t).wrapping_add(x[k]);
-        a = d;
-        d = c;
-        c = b;
-        b = b.wrapping_add(sum.rotate_left(s));
-    }
-    state[0] = state[0].wrapping_add(a);
-    state[1] = state[1].wrapping_add(b);
-    state[2] = state[2].wrapping_add(c);
-    state[3] = state[3].wrapping_add(d);
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -1204,6 +1125,10 @@ mod tests {
 
     fn hex(bytes: &[u8]) -> String {
         bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn md5(data: &[u8]) -> Vec<u8> {
+        md5::Md5::digest(data).to_vec()
     }
 
     #[test]

@@ -52,7 +52,8 @@ pub fn series_of(
         {
             continue;
         }
-        let Some(name) = labels.get("__name__").map(str::to_string) else {
+        // The name moves out of the labels; `__name__` itself is a valid label name.
+        let Some(name) = labels.delete("__name__") else {
             return Err("missing metric name (__name__ label)".to_string());
         };
         if !is_valid_metric_name(&name)
@@ -60,11 +61,7 @@ pub fn series_of(
         {
             return Err(format!("invalid metric name or label names: {name:.50}"));
         }
-        let rest: Vec<(String, String)> = labels
-            .into_vec()
-            .into_iter()
-            .filter(|(n, _)| n != "__name__")
-            .collect();
+        let rest = labels.into_vec();
         if rules.label_limit > 0 && rest.len() as u64 + 1 > rules.label_limit {
             return Err(format!(
                 "label_limit exceeded (metric: {name:.50}, number of labels: {}, limit: {})",

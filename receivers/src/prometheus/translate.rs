@@ -8,6 +8,7 @@ use std::collections::HashMap;
 use indexmap::IndexMap;
 
 use ferrotel_pipeline::pdata::common::{any_value, AnyValue, InstrumentationScope, KeyValue};
+use ferrotel_pipeline::pdata::metrics::DataPointFlags;
 use ferrotel_pipeline::pdata::metrics::{
     exemplar, metric, number_data_point, summary_data_point::ValueAtQuantile,
     AggregationTemporality, Exemplar, Gauge, Histogram, HistogramDataPoint, Metric,
@@ -22,10 +23,9 @@ pub const SCOPE_NAME: &str =
     "github.com/open-telemetry/opentelemetry-collector-contrib/receiver/prometheusreceiver";
 
 /// Prometheus's marker of a series that went away.
-pub const STALE_NAN: u64 = 0x7ff0_0000_0000_0002;
+pub const STALE_NAN: u64 = ferrotel_pipeline::prometheus::STALE_NAN_BITS;
 
-/// `DataPointFlags.FLAG_NO_RECORDED_VALUE`.
-const NO_RECORDED_VALUE: u32 = 1;
+const NO_RECORDED_VALUE: u32 = DataPointFlags::NoRecordedValueMask as u32;
 
 /// A series of a scrape, with its final labels (target labels merged, metric relabeling
 /// done; no `__name__`).

@@ -15,11 +15,12 @@ use ferrotel_pipeline::pdata::metrics::{
     ExponentialHistogramDataPoint, HistogramDataPoint, Metric, NumberDataPoint, ResourceMetrics,
     SummaryDataPoint,
 };
+use ferrotel_pipeline::pdata::metrics::{AggregationTemporality, DataPointFlags};
 use ferrotel_pipeline::prometheus::{
-    attribute_string, instance, job, label_name, target_info_labels, MetricNamer, MetricType,
-    NamingError, EXEMPLAR_SPAN_ID, EXEMPLAR_TRACE_ID, INSTANCE_LABEL, JOB_LABEL, METADATA_TYPE_KEY,
-    SCOPE_ATTRIBUTE_PREFIX, SCOPE_NAME_LABEL, SCOPE_SCHEMA_URL_LABEL, SCOPE_VERSION_LABEL,
-    SERVICE_INSTANCE_ID, SERVICE_NAME, SERVICE_NAMESPACE, TARGET_INFO, TARGET_INFO_HELP,
+    attribute_string, instance, is_identifying, job, label_name, target_info_labels, MetricNamer,
+    MetricType, NamingError, EXEMPLAR_SPAN_ID, EXEMPLAR_TRACE_ID, INSTANCE_LABEL, JOB_LABEL,
+    METADATA_TYPE_KEY, SCOPE_ATTRIBUTE_PREFIX, SCOPE_NAME_LABEL, SCOPE_SCHEMA_URL_LABEL,
+    SCOPE_VERSION_LABEL, TARGET_INFO, TARGET_INFO_HELP,
 };
 use ferrotel_pipeline::ratelimit::LogLimiter;
 
@@ -29,9 +30,9 @@ use super::exposition::{Bucket, Exemplar, Family, FamilyType, Series, SeriesValu
 type Labels = Vec<(String, String)>;
 
 /// `DataPointFlags.FLAG_NO_RECORDED_VALUE`: the series ended (a Prometheus staleness marker).
-const NO_RECORDED_VALUE: u32 = 1;
-const DELTA: i32 = 1;
-const CUMULATIVE: i32 = 2;
+const NO_RECORDED_VALUE: u32 = DataPointFlags::NoRecordedValueMask as u32;
+const DELTA: i32 = AggregationTemporality::Delta as i32;
+const CUMULATIVE: i32 = AggregationTemporality::Cumulative as i32;
 /// Exponential histograms with a coarser scale have no Prometheus native equivalent, so
 /// upstream refuses them; they are refused here too for the same output.
 const MIN_EXPONENTIAL_SCALE: i32 = -4;
@@ -213,7 +214,7 @@ fn exemplar_of(e: &OtlpExemplar) -> Exemplar {
     // Only well-formed, non-zero ids: OpenMetrics caps exemplar labels at 128 characters,
     // and one too long would fail the whole scrape.
     let id = |bytes: &[u8], len: usize| {
-        (bytes.len() == len && bytes.iter().any(|b| *b != 0)).then(|| hex(bytes))
+        (bytes.len() == len && bytes.iter().any(|b| *b != 0)).then(|| hex::encode(bytes))
     };
     let mut labels = Vec::new();
     if let Some(span_id) = id(&e.span_id, 8) {
@@ -232,15 +233,6 @@ fn exemplar_of(e: &OtlpExemplar) -> Exemplar {
         value,
         time_unix_nano: e.time_unix_nano,
     }
-}
-
-fn hex(bytes: &[u8]) -> String {
-    use std::fmt::Write as _;
-    let mut out = String::with_capacity(bytes.len() * 2);
-    for b in bytes {
-        let _ = write!(out, "{b:02x}");
-    }
-    out
 }
 
 /// Why a point or metric was not kept.
@@ -311,13 +303,7 @@ impl Store {
             None => Vec::new(),
             Some(exclude_service) => kv_strings(resource)
                 .into_iter()
-                .filter(|(k, _)| {
-                    !(exclude_service
-                        && matches!(
-                            k.as_str(),
-                            SERVICE_NAME | SERVICE_NAMESPACE | SERVICE_INSTANCE_ID
-                        ))
-                })
+                .filter(|(k, _)| !(exclude_service && is_identifying(k)))
                 .collect(),
         };
         let context = ResourceContext {
