@@ -1,6 +1,5 @@
 //! Running the compiled actions on one attribute list.
 
-use regex::Regex;
 use sha2::{Digest, Sha256};
 use tracing::debug;
 
@@ -58,17 +57,14 @@ fn text(value: String) -> AnyValue {
 /// bytes, doubles as the 8 little-endian bytes of their IEEE 754 bits). Other types, and
 /// the empty string, give the empty string, as upstream's does.
 pub fn hash_value(value: Option<&AnyValue>) -> String {
-    let bytes: Vec<u8> = match value.and_then(|v| v.value.as_ref()) {
-        Some(Value::StringValue(s)) => s.as_bytes().to_vec(),
-        Some(Value::BoolValue(b)) => vec![u8::from(*b)],
-        Some(Value::IntValue(i)) => i.to_le_bytes().to_vec(),
-        Some(Value::DoubleValue(f)) => f.to_bits().to_le_bytes().to_vec(),
-        _ => Vec::new(),
+    let digest = match value.and_then(|v| v.value.as_ref()) {
+        Some(Value::StringValue(s)) if !s.is_empty() => Sha256::digest(s.as_bytes()),
+        Some(Value::BoolValue(b)) => Sha256::digest([u8::from(*b)]),
+        Some(Value::IntValue(i)) => Sha256::digest(i.to_le_bytes()),
+        Some(Value::DoubleValue(f)) => Sha256::digest(f.to_bits().to_le_bytes()),
+        _ => return String::new(),
     };
-    if bytes.is_empty() {
-        return String::new();
-    }
-    hex::encode(Sha256::digest(&bytes))
+    hex::encode(digest)
 }
 
 fn position(attributes: &[KeyValue], key: &str) -> Option<usize> {
@@ -162,21 +158,8 @@ fn source_value(
     source.default.clone()
 }
 
-fn matching_positions(pattern: Option<&Regex>, attributes: &[KeyValue]) -> Vec<usize> {
-    let Some(pattern) = pattern else {
-        return Vec::new();
-    };
-    attributes
-        .iter()
-        .enumerate()
-        .filter(|(_, kv)| pattern.is_match(&kv.key))
-        .map(|(i, _)| i)
-        .collect()
-}
-
-fn hash_at(attributes: &mut [KeyValue], i: usize) {
-    let hashed = hash_value(attributes[i].value.as_ref());
-    attributes[i].value = Some(text(hashed));
+fn hash_in_place(kv: &mut KeyValue) {
+    kv.value = Some(text(hash_value(kv.value.as_ref())));
 }
 
 impl Actions {
@@ -212,12 +195,15 @@ impl Actions {
                 }
                 Op::Hash { key, pattern } => {
                     if let Some(i) = position(attributes, key) {
-                        hash_at(attributes, i);
+                        hash_in_place(&mut attributes[i]);
                     }
                     // Upstream hashes the pattern's keys after `key`: a key that is also
                     // matched by the pattern is hashed twice, and kept so for equal output.
-                    for i in matching_positions(pattern.as_ref(), attributes) {
-                        hash_at(attributes, i);
+                    if let Some(pattern) = pattern {
+                        attributes
+                            .iter_mut()
+                            .filter(|kv| pattern.is_match(&kv.key))
+                            .for_each(hash_in_place);
                     }
                 }
                 Op::Extract { key, regex, names } => {

@@ -520,12 +520,12 @@ impl Store {
         pairs
     }
 
-    fn key(cx: &PointContext<'_>, attributes: &[(String, String)]) -> SeriesKey {
+    fn key(cx: &PointContext<'_>, attributes: Vec<(String, String)>) -> SeriesKey {
         SeriesKey {
             name: cx.metric.name.clone(),
             shape: cx.shape,
             scope: cx.scope.key.clone(),
-            attributes: sorted(attributes.to_vec()),
+            attributes: sorted(attributes),
             job: cx.resource.job.clone(),
             instance: cx.resource.instance.clone(),
         }
@@ -575,8 +575,7 @@ impl Store {
         flags: u32,
         update: impl FnOnce(Option<(u64, u64, &Data)>) -> Option<(u64, u64, Data)>,
     ) {
-        let attributes = Self::point_attributes(cx.resource, attributes);
-        let key = Self::key(cx, &attributes);
+        let key = Self::key(cx, Self::point_attributes(cx.resource, attributes));
         if flags & NO_RECORDED_VALUE != 0 {
             // The series ended: forget it rather than expose a stale value.
             self.series.remove(&key);
@@ -598,7 +597,7 @@ impl Store {
         let Some((start, time, data)) = update(None) else {
             return;
         };
-        let labels = match self.labels(cx, &attributes) {
+        let labels = match self.labels(cx, &key.attributes) {
             Ok(labels) => labels,
             Err(e) => {
                 self.refuse(&cx.metric.name, &e);
